@@ -1,0 +1,286 @@
+"""What a stack must look like, read from a TOML profile and validated on load.
+
+    >>> from criobe_verify.profile import load_profile
+    >>> profile = load_profile("profiles/criobe.toml")
+    >>> profile.container("cvat_server").aliases
+    ('cvat-server',)
+
+A malformed profile raises ProfileError whose single line names the file, the key and
+what was expected, so a typo in a user's profile stops the run before any check runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
+PROTOCOLS = ("cvat-front", "nuclio-dashboard", "bridge", "none")
+EXPOSURES = ("public", "loopback", "gateway")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; str() is one line: file, key, expectation."""
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    service: str
+    restart: str = "always"
+    image: str | None = None
+    optional: bool = False
+    aliases: tuple[str, ...] = ()
+    healthcheck: bool = False
+
+
+@dataclass(frozen=True)
+class Port:
+    port: int
+    container: str
+    protocol: str
+    exposure: str
+    free_before_install: bool = True
+
+
+@dataclass(frozen=True)
+class DnsProbe:
+    source: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    optional: bool = False
+
+    @property
+    def container(self) -> str:
+        # Nuclio's local platform names containers nuclio-<namespace>-<name>; CVAT uses namespace nuclio.
+        return f"nuclio-nuclio-{self.name}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: Path
+    name: str
+    description: str
+    compose_project: str
+    network: str
+    cvat_url: str
+    cvat_host: str
+    cvat_version: str
+    nuclio_url: str
+    bridge_url: str
+    disk_free_gb_min: float
+    docker_min_version: str
+    compose_min_version: str
+    containers: tuple[Container, ...]
+    ports: tuple[Port, ...]
+    internal_ports: tuple[int, ...]
+    dns: tuple[DnsProbe, ...]
+    functions: tuple[Function, ...] = field(default=())
+    gateway_ip: str | None = None
+    # Test ids (fnmatch patterns) that may skip without failing a strict run.
+    allowed_skips: tuple[str, ...] = ()
+
+    def container(self, name: str) -> Container:
+        for c in self.containers:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def required_containers(self) -> tuple[Container, ...]:
+        return tuple(c for c in self.containers if not c.optional)
+
+
+class _Reader:
+    """Typed access to a TOML table that names the file and dotted key on any error."""
+
+    def __init__(self, path: Path, data: dict[str, Any], prefix: str = "") -> None:
+        self.path, self.data, self.prefix = path, data, prefix
+        self.used: set[str] = set()
+
+    def fail(self, key: str, expected: str, got: Any = None, missing: bool = False) -> ProfileError:
+        where = f"{self.prefix}{key}"
+        what = "missing" if missing else f"got {got!r}"
+        return ProfileError(f"{self.path}: {where}: expected {expected}; {what}")
+
+    def get(
+        self, key: str, kind: type | tuple[type, ...], expected: str, default: Any = ...
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise self.fail(key, expected, missing=True)
+            return default
+        value = self.data[key]
+        # bool is an int in Python; a profile saying `port = true` is still wrong.
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(key, expected, value)
+        if not isinstance(value, kind):
+            raise self.fail(key, expected, value)
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
+        expected = "one of " + ", ".join(choices)
+        value = self.get(key, str, expected, default)
+        if value not in choices:
+            raise self.fail(key, expected, value)
+        return value
+
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, "a list of strings", default)
+        if not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "a list of non-empty strings", value)
+        return tuple(value)
+
+    def port(self, key: str) -> int:
+        value = self.get(key, int, "a TCP port number (1-65535)")
+        if not 1 <= value <= 65535:
+            raise self.fail(key, "a TCP port number (1-65535)", value)
+        return value
+
+    def table(self, key: str) -> _Reader:
+        value = self.get(key, dict, "a table")
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+    def tables(self, key: str, default: Any = ...) -> list[_Reader]:
+        value = self.get(key, list, "an array of tables", default)
+        readers = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ProfileError(
+                    f"{self.path}: {self.prefix}{key}[{i}]: expected a table; got {item!r}"
+                )
+            readers.append(_Reader(self.path, item, f"{self.prefix}{key}[{i}]."))
+        return readers
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ProfileError(
+                f"{self.path}: {self.prefix}{unknown[0]}: unknown key "
+                f"(known: {', '.join(sorted(self.used))})"
+            )
+
+
+def _version(reader: _Reader, key: str) -> str:
+    value = reader.get(key, str, "a version such as '20.10'")
+    parts = value.split(".")
+    if not all(p.isdigit() for p in parts):
+        raise reader.fail(key, "a version such as '20.10'", value)
+    return value
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate a profile; raises ProfileError with a one-line explanation."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: no such profile file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+
+    top = _Reader(path, raw)
+    meta = top.table("profile")
+    stack = top.table("stack")
+    host = top.table("host")
+    exposure = top.table("exposure")
+
+    gateway = stack.get("gateway_ip", str, "an IPv4 address or 'auto'", "auto")
+    if gateway != "auto":
+        try:
+            ipaddress.IPv4Address(gateway)
+        except ValueError:
+            raise stack.fail("gateway_ip", "an IPv4 address or 'auto'", gateway) from None
+
+    containers = []
+    for r in top.tables("containers"):
+        name = r.get("name", str, "a container name")
+        containers.append(
+            Container(
+                name=name,
+                service=r.get("service", str, "a compose service name", name),
+                restart=r.choice("restart", RESTART_POLICIES, "always"),
+                image=r.get("image", str, "an image reference such as 'cvat/server:v2.29.0'", None),
+                optional=r.get("optional", bool, "true or false", False),
+                aliases=r.strings("aliases", ()),
+                healthcheck=r.get("healthcheck", bool, "true or false", False),
+            )
+        )
+        r.reject_unknown()
+    names = [c.name for c in containers]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ProfileError(f"{path}: containers: expected unique names; {sorted(dupes)[0]!r} twice")
+
+    ports = []
+    for r in top.tables("ports"):
+        p = Port(
+            port=r.port("port"),
+            container=r.get("container", str, "the name of a container in [[containers]]"),
+            protocol=r.choice("protocol", PROTOCOLS),
+            exposure=r.choice("exposure", EXPOSURES),
+            free_before_install=r.get("free_before_install", bool, "true or false", True),
+        )
+        if p.container not in names:
+            raise r.fail("container", "the name of a container in [[containers]]", p.container)
+        r.reject_unknown()
+        ports.append(p)
+
+    dns = []
+    for r in top.tables("dns", []):
+        probe = DnsProbe(
+            source=r.get("from", str, "the name of a container in [[containers]]"),
+            names=r.strings("names"),
+        )
+        if probe.source not in names:
+            raise r.fail("from", "the name of a container in [[containers]]", probe.source)
+        r.reject_unknown()
+        dns.append(probe)
+
+    functions = []
+    for r in top.tables("functions", []):
+        functions.append(
+            Function(
+                name=r.get("name", str, "a Nuclio function name"),
+                optional=r.get("optional", bool, "true or false", False),
+            )
+        )
+        r.reject_unknown()
+
+    internal = exposure.get("internal_ports", list, "a list of port numbers")
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in internal):
+        raise exposure.fail("internal_ports", "a list of port numbers", internal)
+
+    profile = Profile(
+        path=path,
+        name=meta.get("name", str, "a profile name"),
+        description=meta.get("description", str, "a sentence", ""),
+        compose_project=stack.get("compose_project", str, "a compose project name", "cvat"),
+        network=stack.get("network", str, "a Docker network name", "cvat_cvat"),
+        cvat_url=stack.get("cvat_url", str, "a URL such as 'http://localhost:8080'"),
+        cvat_host=stack.get("cvat_host", str, "the Host Traefik routes (CVAT_HOST)", "localhost"),
+        cvat_version=_version(stack, "cvat_version"),
+        nuclio_url=stack.get("nuclio_url", str, "a URL such as 'http://localhost:8070'"),
+        bridge_url=stack.get("bridge_url", str, "a URL such as 'http://localhost:8000'"),
+        disk_free_gb_min=float(host.get("disk_free_gb_min", (int, float), "a number of GB")),
+        docker_min_version=_version(host, "docker_min_version"),
+        compose_min_version=_version(host, "compose_min_version"),
+        containers=tuple(containers),
+        ports=tuple(ports),
+        internal_ports=tuple(internal),
+        dns=tuple(dns),
+        functions=tuple(functions),
+        gateway_ip=None if gateway == "auto" else gateway,
+        allowed_skips=meta.strings("allowed_skips", ()),
+    )
+    for reader in (meta, stack, host, exposure, top):
+        reader.reject_unknown()
+    return profile

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's own tests, from nothing: lint, unit selftests, then with the twin down the
+# preinstall faults, then the suite against the twin (strict: no unexpected skip), then every
+# fault of the fault table injected into the twin, then teardown.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+step "bootstrap (engine, base image, .venv)"
+bash scripts/bootstrap.sh
+
+step "ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+step "unit selftests"
+.venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
+  -m "not twin and not twin_preinstall" -q
+
+step "twin down for the preinstall phase (left over from an earlier run?)"
+bash scripts/twin.sh down
+
+step "preinstall phase and its faults"
+.venv/bin/python -m pytest -p no:cacheprovider selftests/test_faults.py -m twin_preinstall -q
+
+step "the suite against the twin (criobe-verify --stack twin --keep-up)"
+.venv/bin/criobe-verify --stack twin --keep-up --reports reports
+
+step "fault table against the running twin"
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider selftests/test_faults.py -m twin -v \
+  --junitxml=reports/faults-junit.xml || status=$?
+
+if [ "${KEEP_UP:-0}" != 1 ]; then
+  step "twin down"
+  bash scripts/twin.sh down
+fi
+step "done (exit $status)"
+exit $status

@@ -1,0 +1,329 @@
+"""The fault table: for every check of the suite, a fault injected into the twin that makes
+exactly that check fail, with a fragment of the message that must name the fault.
+
+    fault id | how to inject it | the test ids that must fail (+ message fragment) | how to revert
+
+Every collected suite test id must be named by at least one fault (test_fault_table.py), and
+selftests/test_faults.py injects each fault into the running twin, runs the suite and checks
+that exactly the named tests fail (higher layers may only skip, naming a failed one).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from criobe_verify.profile import load_profile
+from selftests.twin import TWIN_PROFILE, Twin, fake_docker_without_compose
+
+H = "tests/test_host.py::"
+C = "tests/test_containers.py::"
+P = "tests/test_ports.py::"
+N = "tests/test_network.py::"
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    what: str
+    fails: Mapping[str, str]
+    inject: Callable[[Twin], None] = lambda twin: None
+    revert: Callable[[Twin], None] = lambda twin: None
+    phase: str = "installed"
+    # How the suite is run while the fault is in: extra environment, or an edited profile.
+    suite_env: Callable[[Twin], Mapping[str, str]] = lambda twin: {}
+    profile_edit: Callable[[str], str] | None = None
+    # A foreign program holding this host port while the suite runs (preinstall faults).
+    hold_port: int | None = None
+    tags: tuple[str, ...] = field(default=())
+
+
+def _overlay(services: str) -> str:
+    return "services:\n" + services
+
+
+def _recreate(service: str, overlay: str) -> Callable[[Twin], None]:
+    return lambda twin: twin.recreate(service, overlay=_overlay(overlay))
+
+
+def _restore(*services: str) -> Callable[[Twin], None]:
+    return lambda twin: twin.restore(*services)
+
+
+def _no_bridge_overlay(twin: Twin) -> None:
+    twin.remove("bridge")
+    twin.stack_without("bridge/docker-compose.bridge.yml").run(
+        "up", "-d", "--no-deps", "cvat_server", "cvat_worker_webhooks"
+    )
+
+
+def _tag_wrong_ui(twin: Twin) -> None:
+    image = twin.docker.images.get("criobe-twin/cvat-ui:v2.29.0")
+    image.tag("criobe-twin/cvat-ui", "v2.28.0")
+    twin.recreate("cvat_ui", overlay=_overlay("  cvat_ui:\n    image: criobe-twin/cvat-ui:v2.28.0\n"))
+
+
+def _untag_wrong_ui(twin: Twin) -> None:
+    twin.restore("cvat_ui")
+    twin.docker.images.remove("criobe-twin/cvat-ui:v2.28.0")
+
+
+def _other_network(twin: Twin) -> None:
+    net = twin.docker.networks.create("criobe_fault_elsewhere", driver="bridge")
+    net.connect("bridge")
+    twin.docker.networks.get("cvat_cvat").disconnect("bridge")
+
+
+def _other_network_revert(twin: Twin) -> None:
+    twin.restore("bridge")
+    twin.docker.networks.get("criobe_fault_elsewhere").remove()
+
+
+def _drop_alias(twin: Twin) -> None:
+    net = twin.docker.networks.get("cvat_cvat")
+    net.disconnect("cvat_server")
+    net.connect("cvat_server")  # back on the network, without the cvat-server alias
+
+
+def _break_resolver(twin: Twin) -> None:
+    # 127.0.0.1:53 inside the bridge: nothing answers, and no packet leaves the container.
+    twin.exec("bridge", "sh", "-c", "echo 'nameserver 127.0.0.1' > /etc/resolv.conf")
+
+
+def _other_project(twin: Twin) -> None:
+    twin.stack().down()
+    stack = twin.stack()
+    stack.project = "criobe"
+    stack.up_like_the_guide()
+
+
+def _other_project_revert(twin: Twin) -> None:
+    stack = twin.stack()
+    stack.project = "criobe"
+    stack.down(volumes=True)  # only the volumes this fault created under project criobe
+    twin.restore()
+
+
+def _no_docker_socket(twin: Twin) -> Mapping[str, str]:
+    return {"DOCKER_HOST": "unix:///run/criobe-verify-no-such-docker.sock"}
+
+
+def _no_compose(twin: Twin) -> Mapping[str, str]:
+    directory = Path(tempfile.mkdtemp(prefix="criobe-nocompose-", dir=twin.workdir))
+    return {"PATH": fake_docker_without_compose(directory)}
+
+
+def _preinstall_faults() -> list[Fault]:
+    profile = load_profile(TWIN_PROFILE)
+    return [
+        Fault(
+            id=f"port-{p.port}-held-before-install",
+            what=f"a foreign program listens on {p.port} before the stack is installed",
+            phase="preinstall",
+            hold_port=p.port,
+            fails={
+                f"{H}test_stack_port_is_free_before_install[{p.port}]": f"host port {p.port} (for {p.container}) is already held"
+            },
+        )
+        for p in profile.ports
+        if p.free_before_install
+    ]
+
+
+FAULTS: list[Fault] = [
+    *_preinstall_faults(),
+    # --- host ---
+    Fault(
+        id="docker-socket-missing",
+        what="DOCKER_HOST points at a socket that does not exist",
+        suite_env=_no_docker_socket,
+        fails={
+            f"{H}test_docker_engine_answers": "Docker engine: not reachable",
+            f"{H}test_docker_root_has_free_disk": "Docker engine: not reachable",
+            **{
+                f"{H}test_stack_port_is_held_by_its_container[{port}]": "Docker engine: not reachable"
+                for port in (8090, 8080, 8070, 8000)
+            },
+        },
+    ),
+    Fault(
+        id="compose-v2-missing",
+        what="the docker CLI has no compose plugin",
+        suite_env=_no_compose,
+        fails={f"{H}test_compose_v2_is_available": "`docker compose version` failed"},
+    ),
+    Fault(
+        id="disk-below-threshold",
+        what="the profile needs more free disk than Docker's root has",
+        profile_edit=lambda t: t.replace("disk_free_gb_min = 5", "disk_free_gb_min = 100000"),
+        fails={f"{H}test_docker_root_has_free_disk": "expected ≥ 100000 GB"},
+    ),
+    Fault(
+        id="traefik-ports-unpublished",
+        what="traefik publishes 8081 instead of 8080 and not 8090",
+        inject=_recreate("traefik", '  traefik:\n    ports: !override ["127.0.0.1:8081:8080"]\n'),
+        revert=_restore("traefik"),
+        fails={
+            f"{H}test_stack_port_is_held_by_its_container[8080]": "expected published by container traefik",
+            f"{H}test_stack_port_is_held_by_its_container[8090]": "expected published by container traefik",
+        },
+    ),
+    Fault(
+        id="serverless-overlay-left-out",
+        what="the nuclio container is missing (components/serverless/docker-compose.serverless.yml left out)",
+        inject=lambda twin: twin.remove("nuclio"),
+        revert=_restore(),
+        fails={f"{H}test_stack_port_is_held_by_its_container[8070]": "docker-compose.serverless.yml"},
+    ),
+    Fault(
+        id="bridge-overlay-left-out",
+        what="the stack started without bridge/docker-compose.bridge.yml",
+        inject=_no_bridge_overlay,
+        revert=_restore("cvat_server", "cvat_worker_webhooks"),
+        fails={f"{H}test_stack_port_is_held_by_its_container[8000]": "bridge/docker-compose.bridge.yml"},
+    ),
+    # --- containers ---
+    Fault(
+        id="container-stopped",
+        what="cvat_ui stopped",
+        inject=lambda twin: twin.container("cvat_ui").stop(timeout=5),
+        revert=_restore("cvat_ui"),
+        fails={f"{C}test_containers_are_running": "cvat_ui: status 'exited'"},
+    ),
+    Fault(
+        id="container-removed",
+        what="cvat_worker_export removed",
+        inject=lambda twin: twin.remove("cvat_worker_export"),
+        revert=_restore(),
+        fails={f"{C}test_expected_containers_exist": "cvat_worker_export: no such container"},
+    ),
+    Fault(
+        id="crash-loop",
+        what="cvat_opa exits at once and restarts forever",
+        inject=_recreate("cvat_opa", '  cvat_opa:\n    command: ["false"]\n    entrypoint: ["/bin/sh", "-c", "exit 3"]\n'),
+        revert=_restore("cvat_opa"),
+        fails={f"{C}test_no_container_is_restarting": "cvat_opa: restarting"},
+    ),
+    Fault(
+        id="nuclio-unhealthy",
+        what="the dashboard's readiness probe fails",
+        inject=_recreate(
+            "nuclio",
+            "  nuclio:\n    healthcheck:\n      test: [\"CMD-SHELL\", \"curl -sf http://127.0.0.1:8099/ready\"]\n"
+            "      interval: 1s\n      retries: 2\n      start_period: 0s\n",
+        ),
+        revert=_restore("nuclio"),
+        fails={f"{C}test_containers_with_healthcheck_are_healthy": "nuclio: health 'unhealthy'"},
+    ),
+    Fault(
+        id="wrong-image-tag",
+        what="cvat_ui runs a v2.28.0 image",
+        inject=_tag_wrong_ui,
+        revert=_untag_wrong_ui,
+        fails={f"{C}test_container_images_match_profile": "cvat_ui: image 'criobe-twin/cvat-ui:v2.28.0', expected 'criobe-twin/cvat-ui:v2.29.0'"},
+    ),
+    Fault(
+        id="restart-policy-no",
+        what="cvat_ui has restart: \"no\"",
+        inject=_recreate("cvat_ui", '  cvat_ui:\n    restart: "no"\n'),
+        revert=_restore("cvat_ui"),
+        fails={f"{C}test_container_restart_policies_match_profile": "cvat_ui: restart policy 'no', expected 'always'"},
+    ),
+    # --- ports ---
+    Fault(
+        id="ui-index-missing",
+        what="cvat_ui serves no index page",
+        inject=lambda twin: twin.exec("cvat_ui", "sh", "-c", "rm -f /usr/share/nginx/html/index.html /var/www/html/index*.html"),
+        revert=_restore("cvat_ui"),
+        fails={f"{P}test_cvat_ui_answers_head_through_traefik": "expected 200 text/html from cvat_ui"},
+    ),
+    Fault(
+        id="allowed-hosts-without-localhost",
+        what="cvat_server's ALLOWED_HOSTS leaves out localhost",
+        inject=_recreate("cvat_server", '  cvat_server:\n    environment:\n      ALLOWED_HOSTS: "cvat-server"\n'),
+        revert=_restore("cvat_server"),
+        fails={f"{P}test_cvat_api_answers_about_through_traefik": "400 is Django's DisallowedHost"},
+    ),
+    Fault(
+        id="nuclio-port-mismapped",
+        what="host 8070 is mapped to a container port where nothing listens",
+        inject=_recreate("nuclio", '  nuclio:\n    ports: !override ["127.0.0.1:8070:8071"]\n'),
+        revert=_restore("nuclio"),
+        fails={f"{P}test_nuclio_dashboard_answers_api_versions": "nuclio (:8070): GET http://localhost:8070/api/versions"},
+    ),
+    Fault(
+        id="bridge-port-mismapped",
+        what="host 8000 is mapped to a bridge port where nothing listens",
+        inject=_recreate("bridge", '  bridge:\n    ports: !override ["8000:8001"]\n'),
+        revert=_restore("bridge"),
+        fails={
+            f"{P}test_bridge_answers_health": "bridge (:8000): GET http://localhost:8000/health",
+            f"{P}test_bridge_port_is_reachable_at_docker_gateway": "every webhook fails",
+        },
+    ),
+    Fault(
+        id="bridge-on-loopback-only",
+        what="bridge published as 127.0.0.1:8000:8000",
+        inject=_recreate("bridge", '  bridge:\n    ports: !override ["127.0.0.1:8000:8000"]\n'),
+        revert=_restore("bridge"),
+        fails={f"{P}test_bridge_port_is_reachable_at_docker_gateway": "the port is bound to 127.0.0.1 only"},
+    ),
+    *[
+        Fault(
+            id=f"{service}-published-publicly",
+            what=f"{service} publishes {port} on 0.0.0.0",
+            inject=_recreate(service, f'  {service}:\n    ports: {ports}\n'),
+            revert=_restore(service),
+            fails={f"{P}test_internal_port_is_not_published_on_public_interface[{port}]": f"{service} publishes {port}/tcp on 0.0.0.0:{port}"},
+        )
+        for service, port, ports in [
+            ("cvat_db", 5432, '["5432:5432"]'),
+            ("cvat_redis_inmem", 6379, '["6379:6379"]'),
+            ("cvat_redis_ondisk", 6666, '["6666:6666"]'),
+            ("nuclio", 8070, '!override ["8070:8070"]'),
+        ]
+    ],
+    # --- network ---
+    Fault(
+        id="container-on-another-network-only",
+        what="bridge moved from cvat_cvat to another network",
+        inject=_other_network,
+        revert=_other_network_revert,
+        fails={
+            f"{N}test_stack_containers_are_on_stack_network": "bridge: on criobe_fault_elsewhere, expected cvat_cvat",
+            f"{N}test_containers_resolve_each_other": "bridge: `getent hosts cvat-server` failed",
+        },
+    ),
+    Fault(
+        id="cvat-server-alias-missing",
+        what="cvat_server reconnected to cvat_cvat without its alias",
+        inject=_drop_alias,
+        revert=_restore("cvat_server"),
+        fails={
+            f"{N}test_network_aliases_are_set": "cvat_server: alias 'cvat-server' missing on cvat_cvat",
+            f"{N}test_containers_resolve_each_other": "bridge: `getent hosts cvat-server` failed",
+        },
+    ),
+    Fault(
+        id="bridge-resolver-broken",
+        what="the bridge's /etc/resolv.conf points at a dead resolver",
+        inject=_break_resolver,
+        revert=_restore("bridge"),
+        fails={f"{N}test_containers_resolve_each_other": "bridge: `getent hosts cvat-server` failed"},
+    ),
+    Fault(
+        id="wrong-compose-project",
+        what="the stack started as compose project 'criobe' (network criobe_cvat)",
+        inject=_other_project,
+        revert=_other_project_revert,
+        fails={
+            f"{N}test_stack_network_exists": "network cvat_cvat: does not exist",
+            f"{N}test_stack_containers_are_on_stack_network": "expected cvat_cvat",
+            f"{N}test_network_aliases_are_set": "alias 'cvat-server' missing on cvat_cvat",
+            f"{N}test_containers_resolve_each_other": "network cvat_cvat missing",
+        },
+        tags=("slow",),
+    ),
+]

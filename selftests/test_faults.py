@@ -1,0 +1,86 @@
+"""Inject each fault of the table into the twin, run the suite, and check that exactly the
+named checks fail with messages naming the fault; then revert and check the twin recovered.
+
+    criobe-verify --stack twin --keep-up      # the twin must be up
+    pytest selftests/test_faults.py -m twin
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import pytest
+
+from selftests.fault_table import FAULTS, Fault
+from selftests.twin import TWIN_PROFILE, Twin, port_held
+
+INSTALLED = [f for f in FAULTS if f.phase == "installed"]
+PREINSTALL = [f for f in FAULTS if f.phase == "preinstall"]
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Twin:
+    return Twin(tmp_path_factory.mktemp("faults"))
+
+
+def check_outcome(fault: Fault, summary: dict) -> None:
+    tests = summary["tests"]
+    failed = {tid: e for tid, e in tests.items() if e["outcome"] in ("failed", "error")}
+    assert set(failed) == set(fault.fails), (
+        f"{fault.id} ({fault.what}): expected exactly {sorted(fault.fails)} to fail; "
+        f"failed: {sorted(failed)}\n{summary['output']}"
+    )
+    for tid, fragment in fault.fails.items():
+        assert fragment in failed[tid]["message"], (
+            f"{fault.id}: {tid} failed without naming the fault ({fragment!r}):\n"
+            f"{failed[tid]['message']}"
+        )
+    for tid, entry in tests.items():
+        if entry["outcome"] == "skipped":
+            assert any(f in entry["message"] for f in fault.fails), (
+                f"{fault.id}: {tid} skipped for another reason: {entry['message']}"
+            )
+
+
+def run_fault(twin: Twin, fault: Fault, phase: str) -> None:
+    profile_text = fault.profile_edit(TWIN_PROFILE.read_text()) if fault.profile_edit else None
+    fault.inject(twin)
+    try:
+        held = port_held(fault.hold_port) if fault.hold_port else nullcontext()
+        with held:
+            summary = twin.suite(env=fault.suite_env(twin), profile_text=profile_text, phase=phase)
+    finally:
+        fault.revert(twin)
+    check_outcome(fault, summary)
+
+
+@pytest.mark.twin_preinstall
+def test_preinstall_baseline_is_green(twin):
+    summary = twin.suite(phase="preinstall")
+    assert summary["totals"] == {"passed": summary["totals"].get("passed", 0)}, summary["output"]
+
+
+@pytest.mark.twin_preinstall
+@pytest.mark.parametrize("fault", PREINSTALL, ids=[f.id for f in PREINSTALL])
+def test_preinstall_fault_fails_exactly_its_checks(twin, fault):
+    run_fault(twin, fault, "preinstall")
+
+
+@pytest.mark.twin
+def test_baseline_is_green(twin):
+    twin.wait_ready()
+    summary = twin.suite()
+    assert set(summary["totals"]) == {"passed"}, summary["output"]
+
+
+@pytest.mark.twin
+@pytest.mark.parametrize("fault", INSTALLED, ids=[f.id for f in INSTALLED])
+def test_fault_fails_exactly_its_checks(twin, fault):
+    run_fault(twin, fault, "installed")
+
+
+@pytest.mark.twin
+def test_twin_is_green_after_every_fault_was_reverted(twin):
+    twin.wait_ready()
+    summary = twin.suite()
+    assert set(summary["totals"]) == {"passed"}, summary["output"]

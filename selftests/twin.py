@@ -1,0 +1,130 @@
+"""Drive the running CI twin for fault injection: overlays, container surgery, suite runs.
+
+    twin = Twin(tmp_path)
+    twin.recreate("cvat_db", overlay="services: {cvat_db: {ports: ['5432:5432']}}")
+    summary = twin.suite()          # the suite, attach mode, JSON summary as a dict
+    twin.restore("cvat_db")         # back to the guide's files, waits until ready
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import docker
+
+from criobe_verify import PROJECT_ROOT
+from criobe_verify.compose import GUIDE_FILES, ComposeStack
+from criobe_verify.profile import load_profile
+from fixtures.stack import wait_for_stack
+
+TWIN_PROFILE = PROJECT_ROOT / "profiles" / "twin.toml"
+
+
+class Twin:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.docker = docker.from_env(timeout=60)
+        self.profile = load_profile(TWIN_PROFILE)
+        self._n = 0
+
+    def _file(self, name: str, text: str) -> Path:
+        self._n += 1
+        path = self.workdir / f"{self._n:02d}-{name}"
+        path.write_text(text)
+        return path
+
+    def stack(self, overlay: str | None = None) -> ComposeStack:
+        extra = (self._file("fault.yml", overlay),) if overlay else ()
+        return ComposeStack.for_twin(extra_files=extra)
+
+    def stack_without(self, guide_file: str) -> ComposeStack:
+        """The twin as if the user left one of the guide's files out of the -f list."""
+        assert guide_file in GUIDE_FILES
+        stack = ComposeStack.for_twin()
+        stack.files = tuple(f for f in stack.files if not str(f).endswith(guide_file))
+        return stack
+
+    def recreate(self, *services: str, overlay: str | None = None) -> None:
+        self.stack(overlay).run("up", "-d", "--no-deps", "--force-recreate", *services)
+
+    def container(self, name: str):
+        return self.docker.containers.get(name)
+
+    def remove(self, name: str) -> None:
+        self.container(name).remove(force=True)
+
+    def exec(self, name: str, *cmd: str) -> str:
+        result = self.container(name).exec_run(list(cmd))
+        assert result.exit_code == 0, f"{name}: {cmd} exited {result.exit_code}: {result.output!r}"
+        return result.output.decode()
+
+    def restore(self, *services: str) -> None:
+        """Back to the guide's stack: recreate what the fault touched, then wait until ready."""
+        stack = ComposeStack.for_twin()
+        if services:
+            stack.run("up", "-d", "--no-deps", "--force-recreate", *services)
+        stack.up_like_the_guide()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        wait_for_stack(self.docker, self.profile, timeout)
+
+    def suite(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        profile_text: str | None = None,
+        phase: str = "installed",
+    ) -> dict:
+        reports = self.workdir / f"reports-{self._n}"
+        self._n += 1
+        profile = self._file("profile.toml", profile_text) if profile_text else TWIN_PROFILE
+        cmd = [
+            sys.executable, "-m", "criobe_verify.cli", "--reports", str(reports), "--",
+            "--stack", "attach", f"--profile={profile}", f"--phase={phase}", "-q", *args,
+        ]
+        proc = subprocess.run(
+            cmd, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})},
+            capture_output=True, text=True, timeout=600,
+        )
+        summary_path = reports / "summary.json"
+        assert summary_path.exists(), f"suite wrote no summary (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        summary = json.loads(summary_path.read_text())
+        summary["exit_code"] = proc.returncode
+        summary["output"] = proc.stdout[-6000:]
+        return summary
+
+
+@contextmanager
+def port_held(port: int):
+    """A foreign program (this process) listening on the port, as on a busy lab server."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.listen(1)
+    try:
+        yield
+    finally:
+        sock.close()
+
+
+def fake_docker_without_compose(directory: Path) -> str:
+    """A PATH entry whose `docker` has no compose plugin, like a host with Compose v1 only."""
+    real = subprocess.run(["which", "docker"], capture_output=True, text=True).stdout.strip()
+    script = directory / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = compose ]; then\n'
+        "  echo \"docker: 'compose' is not a docker command.\" >&2; exit 1\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    return f"{directory}:{os.environ['PATH']}"

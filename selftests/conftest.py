@@ -1,8 +1,8 @@
 """Selftests: unit tests of the suite and fault injection against the twin.
 
-    pytest selftests -m "not twin"        # no Docker needed
-    pytest selftests -m twin_preinstall   # twin down: faults that only make sense before install
-    pytest selftests -m twin              # twin up (--stack twin --keep-up): the fault table
+pytest selftests -m "not twin"        # no Docker needed
+pytest selftests -m twin_preinstall   # twin down: faults that only make sense before install
+pytest selftests -m twin              # twin up (--stack twin --keep-up): the fault table
 """
 
 pytest_plugins = ["pytester"]

@@ -62,7 +62,9 @@ def _no_bridge_overlay(twin: Twin) -> None:
 def _tag_wrong_ui(twin: Twin) -> None:
     image = twin.docker.images.get("criobe-twin/cvat-ui:v2.29.0")
     image.tag("criobe-twin/cvat-ui", "v2.28.0")
-    twin.recreate("cvat_ui", overlay=_overlay("  cvat_ui:\n    image: criobe-twin/cvat-ui:v2.28.0\n"))
+    twin.recreate(
+        "cvat_ui", overlay=_overlay("  cvat_ui:\n    image: criobe-twin/cvat-ui:v2.28.0\n")
+    )
 
 
 def _untag_wrong_ui(twin: Twin) -> None:
@@ -175,14 +177,18 @@ FAULTS: list[Fault] = [
         what="the nuclio container is missing (components/serverless/docker-compose.serverless.yml left out)",
         inject=lambda twin: twin.remove("nuclio"),
         revert=_restore(),
-        fails={f"{H}test_stack_port_is_held_by_its_container[8070]": "docker-compose.serverless.yml"},
+        fails={
+            f"{H}test_stack_port_is_held_by_its_container[8070]": "docker-compose.serverless.yml"
+        },
     ),
     Fault(
         id="bridge-overlay-left-out",
         what="the stack started without bridge/docker-compose.bridge.yml",
         inject=_no_bridge_overlay,
         revert=_restore("cvat_server", "cvat_worker_webhooks"),
-        fails={f"{H}test_stack_port_is_held_by_its_container[8000]": "bridge/docker-compose.bridge.yml"},
+        fails={
+            f"{H}test_stack_port_is_held_by_its_container[8000]": "bridge/docker-compose.bridge.yml"
+        },
     ),
     # --- containers ---
     Fault(
@@ -202,7 +208,10 @@ FAULTS: list[Fault] = [
     Fault(
         id="crash-loop",
         what="cvat_opa exits at once and restarts forever",
-        inject=_recreate("cvat_opa", '  cvat_opa:\n    command: ["false"]\n    entrypoint: ["/bin/sh", "-c", "exit 3"]\n'),
+        inject=_recreate(
+            "cvat_opa",
+            '  cvat_opa:\n    command: ["false"]\n    entrypoint: ["/bin/sh", "-c", "exit 3"]\n',
+        ),
         revert=_restore("cvat_opa"),
         fails={f"{C}test_no_container_is_restarting": "cvat_opa: restarting"},
     ),
@@ -211,7 +220,7 @@ FAULTS: list[Fault] = [
         what="the dashboard's readiness probe fails",
         inject=_recreate(
             "nuclio",
-            "  nuclio:\n    healthcheck:\n      test: [\"CMD-SHELL\", \"curl -sf http://127.0.0.1:8099/ready\"]\n"
+            '  nuclio:\n    healthcheck:\n      test: ["CMD-SHELL", "curl -sf http://127.0.0.1:8099/ready"]\n'
             "      interval: 1s\n      retries: 2\n      start_period: 0s\n",
         ),
         revert=_restore("nuclio"),
@@ -222,27 +231,40 @@ FAULTS: list[Fault] = [
         what="cvat_ui runs a v2.28.0 image",
         inject=_tag_wrong_ui,
         revert=_untag_wrong_ui,
-        fails={f"{C}test_container_images_match_profile": "cvat_ui: image 'criobe-twin/cvat-ui:v2.28.0', expected 'criobe-twin/cvat-ui:v2.29.0'"},
+        fails={
+            f"{C}test_container_images_match_profile": "cvat_ui: image 'criobe-twin/cvat-ui:v2.28.0', expected 'criobe-twin/cvat-ui:v2.29.0'"
+        },
     ),
     Fault(
         id="restart-policy-no",
-        what="cvat_ui has restart: \"no\"",
+        what='cvat_ui has restart: "no"',
         inject=_recreate("cvat_ui", '  cvat_ui:\n    restart: "no"\n'),
         revert=_restore("cvat_ui"),
-        fails={f"{C}test_container_restart_policies_match_profile": "cvat_ui: restart policy 'no', expected 'always'"},
+        fails={
+            f"{C}test_container_restart_policies_match_profile": "cvat_ui: restart policy 'no', expected 'always'"
+        },
     ),
     # --- ports ---
     Fault(
         id="ui-index-missing",
         what="cvat_ui serves no index page",
-        inject=lambda twin: twin.exec("cvat_ui", "sh", "-c", "rm -f /usr/share/nginx/html/index.html /var/www/html/index*.html"),
+        inject=lambda twin: twin.exec(
+            "cvat_ui",
+            "sh",
+            "-c",
+            "rm -f /usr/share/nginx/html/index.html /var/www/html/index*.html",
+        ),
         revert=_restore("cvat_ui"),
-        fails={f"{P}test_cvat_ui_answers_head_through_traefik": "expected 200 text/html from cvat_ui"},
+        fails={
+            f"{P}test_cvat_ui_answers_head_through_traefik": "expected 200 text/html from cvat_ui"
+        },
     ),
     Fault(
         id="allowed-hosts-without-localhost",
         what="cvat_server's ALLOWED_HOSTS leaves out localhost",
-        inject=_recreate("cvat_server", '  cvat_server:\n    environment:\n      ALLOWED_HOSTS: "cvat-server"\n'),
+        inject=_recreate(
+            "cvat_server", '  cvat_server:\n    environment:\n      ALLOWED_HOSTS: "cvat-server"\n'
+        ),
         revert=_restore("cvat_server"),
         fails={f"{P}test_cvat_api_answers_about_through_traefik": "400 is Django's DisallowedHost"},
     ),
@@ -251,7 +273,9 @@ FAULTS: list[Fault] = [
         what="host 8070 is mapped to a container port where nothing listens",
         inject=_recreate("nuclio", '  nuclio:\n    ports: !override ["127.0.0.1:8070:8071"]\n'),
         revert=_restore("nuclio"),
-        fails={f"{P}test_nuclio_dashboard_answers_api_versions": "nuclio (:8070): GET http://localhost:8070/api/versions"},
+        fails={
+            f"{P}test_nuclio_dashboard_answers_api_versions": "nuclio (:8070): GET http://localhost:8070/api/versions"
+        },
     ),
     Fault(
         id="bridge-port-mismapped",
@@ -268,15 +292,19 @@ FAULTS: list[Fault] = [
         what="bridge published as 127.0.0.1:8000:8000",
         inject=_recreate("bridge", '  bridge:\n    ports: !override ["127.0.0.1:8000:8000"]\n'),
         revert=_restore("bridge"),
-        fails={f"{P}test_bridge_port_is_reachable_at_docker_gateway": "the port is bound to 127.0.0.1 only"},
+        fails={
+            f"{P}test_bridge_port_is_reachable_at_docker_gateway": "the port is bound to 127.0.0.1 only"
+        },
     ),
     *[
         Fault(
             id=f"{service}-published-publicly",
             what=f"{service} publishes {port} on 0.0.0.0",
-            inject=_recreate(service, f'  {service}:\n    ports: {ports}\n'),
+            inject=_recreate(service, f"  {service}:\n    ports: {ports}\n"),
             revert=_restore(service),
-            fails={f"{P}test_internal_port_is_not_published_on_public_interface[{port}]": f"{service} publishes {port}/tcp on 0.0.0.0:{port}"},
+            fails={
+                f"{P}test_internal_port_is_not_published_on_public_interface[{port}]": f"{service} publishes {port}/tcp on 0.0.0.0:{port}"
+            },
         )
         for service, port, ports in [
             ("cvat_db", 5432, '["5432:5432"]'),
@@ -311,7 +339,9 @@ FAULTS: list[Fault] = [
         what="the bridge's /etc/resolv.conf points at a dead resolver",
         inject=_break_resolver,
         revert=_restore("bridge"),
-        fails={f"{N}test_containers_resolve_each_other": "bridge: `getent hosts cvat-server` failed"},
+        fails={
+            f"{N}test_containers_resolve_each_other": "bridge: `getent hosts cvat-server` failed"
+        },
     ),
     Fault(
         id="wrong-compose-project",

@@ -14,9 +14,22 @@ from selftests.twin import TWIN_PROFILE
 
 def _collected(phase: str) -> set[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         f"--profile={TWIN_PROFILE}", f"--phase={phase}", "tests"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--profile={TWIN_PROFILE}",
+            f"--phase={phase}",
+            "tests",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {line.strip() for line in proc.stdout.splitlines() if "::" in line}

@@ -12,7 +12,10 @@ LISTEN 0      128                *:22               *:*
 def test_parse_ss_names_address_port_and_process():
     listeners = parse_ss(SS)
     assert [(lst.address, lst.port) for lst in listeners] == [
-        ("0.0.0.0", 8080), ("::", 8080), ("127.0.0.1", 8070), ("*", 22)
+        ("0.0.0.0", 8080),
+        ("::", 8080),
+        ("127.0.0.1", 8070),
+        ("*", 22),
     ]
     assert listeners[0].process == "docker-proxy pid=4242"
     assert listeners[2].is_loopback and not listeners[0].is_loopback

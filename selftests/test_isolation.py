@@ -39,7 +39,7 @@ def test_suite_imports_nothing_from_the_twin():
         for path in (PROJECT_ROOT / d).rglob("*.py"):
             bad = _imports(path) & twin
             text = path.read_text()
-            if bad or "sys.path" in text and "twin" in text:
+            if bad or ("sys.path" in text and "twin" in text):
                 offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {sorted(bad)}")
     assert not offenders, offenders
 

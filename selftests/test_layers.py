@@ -53,7 +53,11 @@ def test_failing_lower_layer_skips_higher_layers_naming_the_check(toy):
     result.assert_outcomes(passed=1, failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*host layer failed: test_toy.py::test_engine*"])
     # Lowest layer first, whatever the file order.
-    ran = [line.split("::")[1].split()[0] for line in result.outlines if line.startswith("test_toy.py::")]
+    ran = [
+        line.split("::")[1].split()[0]
+        for line in result.outlines
+        if line.startswith("test_toy.py::")
+    ]
     assert ran == ["test_engine", "test_disk", "test_running", "test_dns"], ran
 
 
@@ -63,7 +67,9 @@ def test_preinstall_phase_keeps_only_preinstall_checks(toy):
 
 
 def test_layer_option_selects_layers_and_rejects_unknown(toy):
-    toy.runpytest_subprocess("-p", "no:cacheprovider", "--layer", "containers").assert_outcomes(passed=1)
+    toy.runpytest_subprocess("-p", "no:cacheprovider", "--layer", "containers").assert_outcomes(
+        passed=1
+    )
     result = toy.runpytest_subprocess("-p", "no:cacheprovider", "--layer", "hosts")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--layer hosts: unknown layer*"])
@@ -71,9 +77,11 @@ def test_layer_option_selects_layers_and_rejects_unknown(toy):
 
 def test_strict_run_fails_on_unexpected_skip_and_thin_layer(toy, tmp_path):
     summary = tmp_path / "s.json"
-    toy.makepyfile(test_toy=TOY.replace('assert False, "engine down"', "pass").replace(
-        "def test_dns():\n    pass", "def test_dns():\n    pytest.skip('no resolver')"
-    ))
+    toy.makepyfile(
+        test_toy=TOY.replace('assert False, "engine down"', "pass").replace(
+            "def test_dns():\n    pass", "def test_dns():\n    pytest.skip('no resolver')"
+        )
+    )
     result = toy.runpytest_subprocess(
         "-p", "no:cacheprovider", "--strict-skips", f"--summary-json={summary}"
     )

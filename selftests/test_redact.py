@@ -33,5 +33,7 @@ def test_json_env_values_are_masked_by_learnt_value():
 
 def test_harmless_text_is_untouched():
     r = Redactor()
-    text = "cvat_server: status 'exited' (exit code 137); SMOKESCREEN_OPTS=--allow-address=172.17.0.1"
+    text = (
+        "cvat_server: status 'exited' (exit code 137); SMOKESCREEN_OPTS=--allow-address=172.17.0.1"
+    )
     assert r(text) == text

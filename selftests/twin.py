@@ -1,9 +1,9 @@
 """Drive the running CI twin for fault injection: overlays, container surgery, suite runs.
 
-    twin = Twin(tmp_path)
-    twin.recreate("cvat_db", overlay="services: {cvat_db: {ports: ['5432:5432']}}")
-    summary = twin.suite()          # the suite, attach mode, JSON summary as a dict
-    twin.restore("cvat_db")         # back to the guide's files, waits until ready
+twin = Twin(tmp_path)
+twin.recreate("cvat_db", overlay="services: {cvat_db: {ports: ['5432:5432']}}")
+summary = twin.suite()          # the suite, attach mode, JSON summary as a dict
+twin.restore("cvat_db")         # back to the guide's files, waits until ready
 """
 
 from __future__ import annotations
@@ -87,15 +87,31 @@ class Twin:
         self._n += 1
         profile = self._file("profile.toml", profile_text) if profile_text else TWIN_PROFILE
         cmd = [
-            sys.executable, "-m", "criobe_verify.cli", "--reports", str(reports), "--",
-            "--stack", "attach", f"--profile={profile}", f"--phase={phase}", "-q", *args,
+            sys.executable,
+            "-m",
+            "criobe_verify.cli",
+            "--reports",
+            str(reports),
+            "--",
+            "--stack",
+            "attach",
+            f"--profile={profile}",
+            f"--phase={phase}",
+            "-q",
+            *args,
         ]
         proc = subprocess.run(
-            cmd, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})},
-            capture_output=True, text=True, timeout=600,
+            cmd,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         summary_path = reports / "summary.json"
-        assert summary_path.exists(), f"suite wrote no summary (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        assert summary_path.exists(), (
+            f"suite wrote no summary (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
         summary = json.loads(summary_path.read_text())
         summary["exit_code"] = proc.returncode
         summary["output"] = proc.stdout[-6000:]

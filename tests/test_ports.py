@@ -17,15 +17,22 @@ pytestmark = pytest.mark.ports
 CVAT_NAME = "Computer Vision Annotation Tool"
 
 
-def _get(url: str, method: str = "GET", **kwargs) -> httpx.Response:
+def _get(who: str, url: str, method: str = "GET", **kwargs) -> httpx.Response:
+    """One request from the host; a transport error fails naming `who` and the likely cause."""
     try:
         return httpx.request(method, url, timeout=10, follow_redirects=False, **kwargs)
     except httpx.HTTPError as exc:
-        pytest.fail(f"{method} {url}: {type(exc).__name__}: {exc}", pytrace=False)
+        error = f"{type(exc).__name__}: {exc}"
+    pytest.fail(
+        f"{who}: {method} {url} failed: {error}. The port is published but nothing answers "
+        f"behind it: check that the container listens on the port it publishes (docker port "
+        f"{who.split()[0]}) and its logs (docker logs {who.split()[0]}).",
+        pytrace=False,
+    )
 
 
 def test_cvat_ui_answers_head_through_traefik(profile):
-    r = _get(f"{profile.cvat_url}/", "HEAD", headers={"Host": profile.cvat_host})
+    r = _get("traefik (:8080)", f"{profile.cvat_url}/", "HEAD", headers={"Host": profile.cvat_host})
     content_type = r.headers.get("content-type", "")
     assert r.status_code == 200 and "text/html" in content_type, (
         f"traefik (:8080): HEAD / with Host {profile.cvat_host} answered {r.status_code} "
@@ -46,7 +53,7 @@ def test_cvat_api_answers_about_through_traefik(profile, report_note):
         f"{CVAT_NAME!r}, checked exactly."
     )
     url = f"{profile.cvat_url}/api/server/about"
-    r = _get(url, headers={"Host": profile.cvat_host})
+    r = _get("traefik (:8080)", url, headers={"Host": profile.cvat_host})
     try:
         body = r.json()
     except ValueError:
@@ -69,7 +76,7 @@ def test_nuclio_dashboard_answers_api_versions(profile, report_note):
         "/ready are on the unpublished :8082); /api/versions is the dashboard's own answer."
     )
     url = f"{profile.nuclio_url}/api/versions"
-    r = _get(url)
+    r = _get("nuclio (:8070)", url)
     try:
         label = r.json()["dashboard"]["label"]
     except (ValueError, KeyError, TypeError):
@@ -82,7 +89,7 @@ def test_nuclio_dashboard_answers_api_versions(profile, report_note):
 
 def test_bridge_answers_health(profile):
     url = f"{profile.bridge_url}/health"
-    r = _get(url)
+    r = _get("bridge (:8000)", url)
     assert r.status_code == 200 and r.text and r.json().get("status") == "healthy", (
         f"bridge (:8000): GET {url} answered {r.status_code} {r.text[:200]!r}, expected 200 "
         '{"status": "healthy"}. Fix: docker logs bridge.'
@@ -120,9 +127,18 @@ def test_bridge_port_is_reachable_at_docker_gateway(profile, gateway_ip, stack_c
 
 # Why each internal port must stay internal, and where the fix goes.
 EXPOSURE_RISK = {
-    5432: ("PostgreSQL (cvat_db) trusts every connection in CVAT's compose", "cvat_db in docker-compose.yml"),
-    6379: ("Redis (cvat_redis_inmem) has no password in CVAT's compose", "cvat_redis_inmem in docker-compose.yml"),
-    6666: ("kvrocks (cvat_redis_ondisk) has no password in CVAT's compose", "cvat_redis_ondisk in docker-compose.yml"),
+    5432: (
+        "PostgreSQL (cvat_db) trusts every connection in CVAT's compose",
+        "cvat_db in docker-compose.yml",
+    ),
+    6379: (
+        "Redis (cvat_redis_inmem) has no password in CVAT's compose",
+        "cvat_redis_inmem in docker-compose.yml",
+    ),
+    6666: (
+        "kvrocks (cvat_redis_ondisk) has no password in CVAT's compose",
+        "cvat_redis_ondisk in docker-compose.yml",
+    ),
     8070: (
         "the Nuclio dashboard has no authentication and drives the Docker socket, so anyone "
         "who reaches it runs containers as root on this host",

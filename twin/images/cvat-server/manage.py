@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""Placeholder for CVAT's ~/manage.py: the twin's subset of its commands.
+
+manage.py migrate [--check]     apply (or check) the twin's schema migrations
+manage.py health_check          exit 0 when the database answers
+"""
+
+import sys
+
+from cvat_twin import migrate
+
+
+def main(argv):
+    if not argv:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    command, args = argv[0], argv[1:]
+    if command == "migrate":
+        return migrate.main(["check"] if "--check" in args else ["apply"])
+    if command == "health_check":
+        return migrate.main(["ping"])
+    print(f"Unknown command: {command!r}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -71,7 +71,9 @@ class _MediaType:
                 return False
         if self.sub_type != "*" and other.sub_type != "*" and other.sub_type != self.sub_type:
             return False
-        return not (self.main_type != "*" and other.main_type != "*" and other.main_type != self.main_type)
+        return not (
+            self.main_type != "*" and other.main_type != "*" and other.main_type != self.main_type
+        )
 
     @property
     def precedence(self):

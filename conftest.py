@@ -13,6 +13,7 @@ pytest_plugins = [
     "fixtures.stack",
     "fixtures.docker",
     "fixtures.host",
+    "fixtures.gateway",
     "fixtures.layers",
     "fixtures.report",
 ]

@@ -29,7 +29,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("containers", "expected containers exist, run, healthy, right image and restart", 6),
     Layer("ports", "published ports answer their protocol; exposure audit", 5),
     Layer("network", "cvat_cvat, membership, aliases, DNS between containers", 4),
-    Layer("gateway", "Smokescreen allows the bridge gateway; SSRF protection on", 0),
+    Layer("gateway", "Smokescreen allows the bridge gateway; SSRF protection on", 8),
     Layer("services", "CVAT, Nuclio dashboard and bridge APIs", 0),
     Layer("reachability", "functions and services reachable from inside containers", 0),
     Layer("inference", "function outputs: contract, accuracy, golden", 0),
@@ -46,9 +46,11 @@ class LayerGate:
     """Remembers the first failing check of each layer."""
 
     failures: dict[str, str] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
 
     def record_failure(self, layer: str, nodeid: str) -> None:
         self.failures.setdefault(layer, nodeid)
+        self.failed.add(nodeid)
 
     def blocking(self, layer: str) -> str | None:
         """The skip reason for a test of `layer`, or None when every layer below passed."""

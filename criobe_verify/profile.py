@@ -64,6 +64,20 @@ class Function:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """How CVAT reaches the bridge: through each container's Smokescreen to bridge.gateway."""
+
+    containers: tuple[str, ...] = ("cvat_server", "cvat_worker_webhooks")
+    hostname: str = "bridge.gateway"
+    port: int = 8000
+    path: str = "/health"
+    proxy: str = "127.0.0.1:4750"
+    # A stack-private address Smokescreen must keep refusing (SSRF protection).
+    private_target: str = "cvat_db"
+    private_port: int = 5432
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
@@ -83,6 +97,7 @@ class Profile:
     internal_ports: tuple[int, ...]
     dns: tuple[DnsProbe, ...]
     functions: tuple[Function, ...] = field(default=())
+    gateway: Gateway = field(default_factory=Gateway)
     gateway_ip: str | None = None
     # Test ids (fnmatch patterns) that may skip without failing a strict run.
     allowed_skips: tuple[str, ...] = ()
@@ -193,12 +208,12 @@ def load_profile(path: str | Path) -> Profile:
     host = top.table("host")
     exposure = top.table("exposure")
 
-    gateway = stack.get("gateway_ip", str, "an IPv4 address or 'auto'", "auto")
-    if gateway != "auto":
+    gateway_ip = stack.get("gateway_ip", str, "an IPv4 address or 'auto'", "auto")
+    if gateway_ip != "auto":
         try:
-            ipaddress.IPv4Address(gateway)
+            ipaddress.IPv4Address(gateway_ip)
         except ValueError:
-            raise stack.fail("gateway_ip", "an IPv4 address or 'auto'", gateway) from None
+            raise stack.fail("gateway_ip", "an IPv4 address or 'auto'", gateway_ip) from None
 
     containers = []
     for r in top.tables("containers"):
@@ -255,6 +270,27 @@ def load_profile(path: str | Path) -> Profile:
         )
         r.reject_unknown()
 
+    gateway = Gateway()
+    if "gateway" in raw:
+        g = top.table("gateway")
+        gateway = Gateway(
+            containers=g.strings("containers", gateway.containers),
+            hostname=g.get("hostname", str, "a host name", gateway.hostname),
+            port=g.port("port") if "port" in g.data else gateway.port,
+            path=g.get("path", str, "a URL path", gateway.path),
+            proxy=g.get("proxy", str, "host:port of Smokescreen", gateway.proxy),
+            private_target=g.get("private_target", str, "a container name", gateway.private_target),
+            private_port=g.port("private_port")
+            if "private_port" in g.data
+            else gateway.private_port,
+        )
+        for name in (*gateway.containers, gateway.private_target):
+            if name not in names:
+                raise g.fail("containers", "names of containers in [[containers]]", name)
+        g.reject_unknown()
+    else:
+        top.used.add("gateway")
+
     internal = exposure.get("internal_ports", list, "a list of port numbers")
     if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in internal):
         raise exposure.fail("internal_ports", "a list of port numbers", internal)
@@ -278,7 +314,8 @@ def load_profile(path: str | Path) -> Profile:
         internal_ports=tuple(internal),
         dns=tuple(dns),
         functions=tuple(functions),
-        gateway_ip=None if gateway == "auto" else gateway,
+        gateway=gateway,
+        gateway_ip=None if gateway_ip == "auto" else gateway_ip,
         allowed_skips=meta.strings("allowed_skips", ()),
     )
     for reader in (meta, stack, host, exposure, top):

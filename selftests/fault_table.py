@@ -22,6 +22,7 @@ H = "tests/test_host.py::"
 C = "tests/test_containers.py::"
 P = "tests/test_ports.py::"
 N = "tests/test_network.py::"
+G = "tests/test_gateway.py::"
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,24 @@ def _other_project_revert(twin: Twin) -> None:
     stack.project = "criobe"
     stack.down(volumes=True)  # only the volumes this fault created under project criobe
     twin.restore()
+
+
+def _smokescreen_opts(opts_by_service: Mapping[str, str]) -> Callable[[Twin], None]:
+    """Recreate services with another SMOKESCREEN_OPTS, as an edited bridge overlay would."""
+
+    def inject(twin: Twin) -> None:
+        services = "".join(
+            f"  {svc}:\n    environment:\n      SMOKESCREEN_OPTS: {opts!r}\n"
+            for svc, opts in opts_by_service.items()
+        )
+        twin.recreate(*opts_by_service, overlay=_overlay(services))
+
+    return inject
+
+
+def _allow_stack_network(twin: Twin, service: str) -> None:
+    subnet = twin.docker.networks.get("cvat_cvat").attrs["IPAM"]["Config"][0]["Subnet"]
+    _smokescreen_opts({service: f"--allow-address=172.17.0.1 --allow-range={subnet}"})(twin)
 
 
 def _no_docker_socket(twin: Twin) -> Mapping[str, str]:
@@ -356,4 +375,88 @@ FAULTS: list[Fault] = [
         },
         tags=("slow",),
     ),
+    # --- gateway ---
+    Fault(
+        id="webhooks-worker-allowance-missing",
+        what="SMOKESCREEN_OPTS empty on cvat_worker_webhooks only",
+        inject=_smokescreen_opts({"cvat_worker_webhooks": ""}),
+        revert=_restore("cvat_worker_webhooks"),
+        fails={
+            f"{G}test_bridge_answers_through_smokescreen[cvat_worker_webhooks]": "cvat_worker_webhooks: a request through Smokescreen (127.0.0.1:4750) to bridge.gateway:8000 was refused: 407 \"Egress proxying is denied to host 'bridge.gateway:8000': The destination address (172.17.0.1) was denied by rule 'Deny: Private Range'",
+        },
+    ),
+    Fault(
+        id="allow-address-hostname",
+        what="SMOKESCREEN_OPTS=--allow-address=bridge.gateway (Smokescreen refuses to start)",
+        inject=_smokescreen_opts(
+            {s: "--allow-address=bridge.gateway" for s in ("cvat_server", "cvat_worker_webhooks")}
+        ),
+        revert=_restore("cvat_server", "cvat_worker_webhooks"),
+        fails={
+            f"{G}test_smokescreen_is_listening[{s}]": "refuses to start on it: 'address must be in the form ip[:port], got bridge.gateway'"
+            for s in ("cvat_server", "cvat_worker_webhooks")
+        },
+    ),
+    Fault(
+        id="allow-address-wrong-port",
+        what="SMOKESCREEN_OPTS=--allow-address=172.17.0.1:9999",
+        inject=_smokescreen_opts(
+            {s: "--allow-address=172.17.0.1:9999" for s in ("cvat_server", "cvat_worker_webhooks")}
+        ),
+        revert=_restore("cvat_server", "cvat_worker_webhooks"),
+        fails={
+            f"{G}test_bridge_answers_through_smokescreen[{s}]": "allows 172.17.0.1 on port 9999 only, but the bridge listens on 8000"
+            for s in ("cvat_server", "cvat_worker_webhooks")
+        },
+    ),
+    Fault(
+        id="docker-desktop-gateway-on-linux",
+        what="SMOKESCREEN_OPTS allows only Docker Desktop's gateway on a Linux host",
+        inject=_smokescreen_opts(
+            {s: "--allow-address=192.168.65.254" for s in ("cvat_server", "cvat_worker_webhooks")}
+        ),
+        revert=_restore("cvat_server", "cvat_worker_webhooks"),
+        fails={
+            f"{G}test_bridge_answers_through_smokescreen[{s}]": "allows 192.168.65.254, the gateway of Docker Desktop on Windows/WSL2, but on this platform bridge.gateway is 172.17.0.1"
+            for s in ("cvat_server", "cvat_worker_webhooks")
+        },
+    ),
+    *[
+        Fault(
+            id=f"extra-hosts-removed-{svc}",
+            what=f"{svc} without the bridge.gateway:host-gateway mapping",
+            inject=_recreate(svc, f"  {svc}:\n    extra_hosts: {keep}\n"),
+            revert=_restore(svc),
+            fails={
+                f"{G}test_bridge_gateway_resolves_to_platform_gateway[{svc}]": "extra_hosts has no bridge.gateway entry",
+            },
+        )
+        for svc, keep in [
+            ("cvat_server", '!override ["host.docker.internal:host-gateway"]'),
+            ("cvat_worker_webhooks", "!reset []"),
+        ]
+    ],
+    Fault(
+        id="smokescreen-killed-cvat-server",
+        what="the Smokescreen process in cvat_server stopped (SIGTERM: it exits 0, not restarted)",
+        inject=lambda twin: twin.exec(
+            "cvat_server", "pkill", "-TERM", "-f", "/usr/local/bin/smokescreen"
+        ),
+        revert=_restore("cvat_server"),
+        fails={
+            f"{G}test_smokescreen_is_listening[cvat_server]": "no smokescreen process): SMOKESCREEN_OPTS '--allow-address=172.17.0.1' is valid, so the process was stopped or crashed",
+        },
+    ),
+    *[
+        Fault(
+            id=f"ssrf-protection-off-{svc}",
+            what=f"{svc}'s Smokescreen allows the whole cvat_cvat range",
+            inject=lambda twin, svc=svc: _allow_stack_network(twin, svc),
+            revert=_restore(svc),
+            fails={
+                f"{G}test_smokescreen_refuses_private_address[{svc}]": "covers the stack network. SSRF protection is off",
+            },
+        )
+        for svc in ("cvat_server", "cvat_worker_webhooks")
+    ],
 ]

@@ -1,14 +1,20 @@
-"""A small supervisord stand-in: runs one configuration's programs, restarts a child that
-dies, forwards SIGTERM/SIGINT to the children and exits when they are gone.
+"""A small supervisord stand-in: runs one configuration's programs with supervisord's
+defaults, forwards SIGTERM/SIGINT to the children and exits when they are gone.
 
     python3 -m cvat_twin.supervisor <conf>      conf: server | worker.<queue> | utils
 
-Configurations mirror CVAT v2.29.0's supervisord/<conf>.conf; extend CONFIGS (or
-PROGRAM_FACTORIES) to add programs, e.g. a Smokescreen stand-in.
+Configurations mirror CVAT v2.29.0's supervisord/<conf>.conf, which set no autorestart,
+startsecs or startretries, so supervisord's defaults apply to every program and the twin keeps
+them: a program that exits within startsecs (1 s) is retried after 1, 2, 3 s and enters FATAL
+after startretries (3) failures (Smokescreen refusing a bad option: 4750 stays closed while
+the container runs); a program that ran longer is restarted only when its exit was unexpected
+(autorestart=unexpected, exitcodes=0), so a Smokescreen stopped with SIGTERM (it exits 0)
+stays down, and one killed with SIGKILL comes back.
 """
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -57,6 +63,27 @@ def cvat_api_server():
     return Program("server", [sys.executable, "-m", "cvat_twin.runserver"])
 
 
+class ConfigError(Exception):
+    pass
+
+
+def smokescreen():
+    # [program:smokescreen] command=smokescreen --listen-ip=127.0.0.1 %(ENV_SMOKESCREEN_OPTS)s
+    if "SMOKESCREEN_OPTS" not in os.environ:
+        raise ConfigError(
+            "Error: Format string 'smokescreen --listen-ip=127.0.0.1 %(ENV_SMOKESCREEN_OPTS)s' "
+            "for 'program:smokescreen.command' contains names ('ENV_SMOKESCREEN_OPTS') which "
+            "cannot be expanded."
+        )
+    argv = shlex.split(f"smokescreen --listen-ip=127.0.0.1 {os.environ['SMOKESCREEN_OPTS']}")
+    return Program("smokescreen", argv)
+
+
+# Configurations whose supervisord file has a [program:smokescreen] section.
+WITH_SMOKESCREEN = {"server", "worker.webhooks", "worker.annotation", "worker.import",
+                    "worker.export", "worker.chunks"}  # fmt: skip
+
+
 def _configs():
     configs = {
         "server": [cvat_api_server],
@@ -64,6 +91,8 @@ def _configs():
     }
     for queue in WORKER_QUEUES:
         configs[f"worker.{queue}"] = [lambda q=queue: rq_worker(f"rqworker-{q}", [q])]
+    for conf in WITH_SMOKESCREEN:
+        configs[conf].append(smokescreen)
     return configs
 
 
@@ -75,14 +104,22 @@ def log(level, msg):
     print(f"{stamp} {level} {msg}", file=sys.stderr, flush=True)
 
 
+# supervisord's defaults for [program:x] sections that set none of these.
+STARTSECS = 1.0
+STARTRETRIES = 3
+EXITCODES = (0,)
+
+
 class Child:
     def __init__(self, program, index):
         self.program = program
         self.name = program.name if program.numprocs == 1 else f"{program.name}_{index}"
         self.proc = None
         self.started_at = 0.0
-        self.backoff = 1.0
         self.restart_at = 0.0
+        self.failed_starts = 0
+        self.running = False  # stayed up for startsecs
+        self.done = False  # EXITED (expected) or FATAL: never started again
 
     def spawn(self):
         env = dict(os.environ)
@@ -112,10 +149,23 @@ class Supervisor:
             self._reap(by_pid)
             now = time.monotonic()
             for child in self.children:
-                if child.proc is None and now >= child.restart_at and not self.stopping:
+                if child.proc is None and not child.done and now >= child.restart_at:
                     child.spawn()
+                    child.running = False
                     by_pid[child.proc.pid] = child
-            time.sleep(0.2)
+                elif (
+                    child.proc is not None
+                    and not child.running
+                    and now - child.started_at >= STARTSECS
+                ):
+                    child.running = True
+                    child.failed_starts = 0
+                    log(
+                        "INFO",
+                        f"success: {child.name} entered RUNNING state, process has stayed "
+                        f"up for > than {STARTSECS:.0f} seconds (startsecs)",
+                    )
+            time.sleep(0.1)
         return self._shutdown(by_pid)
 
     def _reap(self, by_pid):
@@ -136,14 +186,28 @@ class Supervisor:
             if self.stopping:
                 log("INFO", f"stopped: {child.name} (exit status {code})")
                 continue
-            lived = time.monotonic() - child.started_at
-            child.backoff = 1.0 if lived > 10 else min(child.backoff * 2, 10.0)
-            child.restart_at = time.monotonic() + child.backoff
+            if not child.running:
+                # BACKOFF: died before startsecs; retried after 1, 2, 3 s, then FATAL.
+                child.failed_starts += 1
+                log("INFO", f"exited: {child.name} (exit status {code}; not expected)")
+                if child.failed_starts > STARTRETRIES:
+                    child.done = True
+                    log(
+                        "INFO",
+                        f"gave up: {child.name} entered FATAL state, too many start retries "
+                        "too quickly",
+                    )
+                else:
+                    child.restart_at = time.monotonic() + child.failed_starts
+                continue
+            expected = code in EXITCODES
             log(
-                "WARN",
-                f"exited: {child.name} (exit status {code}; not expected), "
-                f"restarting in {child.backoff:.0f} s",
+                "INFO",
+                f"exited: {child.name} (exit status {code}; {'expected' if expected else 'not expected'})",
             )
+            # autorestart=unexpected
+            child.done = expected
+            child.restart_at = time.monotonic()
 
     def _shutdown(self, by_pid):
         for child in self.children:
@@ -171,7 +235,11 @@ def main(argv):
     if factories is None:
         print(f"Error: could not find config file supervisord/{conf}.conf", file=sys.stderr)
         return 2
-    programs = [factory() for factory in factories]
+    try:
+        programs = [factory() for factory in factories]
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     log("INFO", f"supervisord twin started with conf {conf!r}")
     return Supervisor(programs).run()
 

@@ -31,8 +31,7 @@ def listening(hostport):
     except OSError as exc:
         return {"ok": False, "error": str(exc)}
 
-def process(name):
-    found = []
+def _procs():
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -41,8 +40,16 @@ def process(name):
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
-        if words and any(os.path.basename(w) == name for w in words[:2]):
-            found.append({"pid": int(pid), "argv": words})
+        if words:
+            yield {"pid": int(pid), "argv": words}
+
+def process(name):
+    # the program itself, or a script run by an interpreter (argv[1])
+    found = [p for p in _procs() if any(os.path.basename(w) == name for w in p["argv"][:2])]
+    return {"ok": bool(found), "processes": found}
+
+def processes_with(word):
+    found = [p for p in _procs() if word in p["argv"]]
     return {"ok": bool(found), "processes": found}
 
 def proxy_get(proxy, url):
@@ -56,6 +63,17 @@ def proxy_get(proxy, url):
         return {"ok": True, "status": r.status, "reason": r.reason,
                 "error_header": r.getheader("X-Smokescreen-Error"), "body": body}
     except OSError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+def http_get(url, host_header=""):
+    import urllib.request, urllib.error
+    req = urllib.request.Request(url, headers={"Host": host_header} if host_header else {})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return {"ok": True, "status": r.status, "body": r.read(4096).decode(errors="replace")}
+    except urllib.error.HTTPError as exc:
+        return {"ok": True, "status": exc.code, "body": exc.read(4096).decode(errors="replace")}
+    except (OSError, ValueError) as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 print(json.dumps(globals()[sys.argv[1]](*sys.argv[2:])))

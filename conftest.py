@@ -14,6 +14,7 @@ pytest_plugins = [
     "fixtures.docker",
     "fixtures.host",
     "fixtures.gateway",
+    "fixtures.cvat",
     "fixtures.layers",
     "fixtures.report",
 ]

@@ -30,11 +30,11 @@ LAYERS: tuple[Layer, ...] = (
     Layer("ports", "published ports answer their protocol; exposure audit", 5),
     Layer("network", "cvat_cvat, membership, aliases, DNS between containers", 4),
     Layer("gateway", "Smokescreen allows the bridge gateway; SSRF protection on", 8),
-    Layer("services", "CVAT, Nuclio dashboard and bridge APIs", 0),
+    Layer("services", "CVAT, Nuclio dashboard and bridge APIs", 7),
     Layer("reachability", "functions and services reachable from inside containers", 0),
     Layer("inference", "function outputs: contract, accuracy, golden", 0),
     Layer("latency", "per-function latency against budgets", 0),
-    Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 0),
+    Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 3),
     Layer("e2e", "webhook-to-annotation pipeline", 0),
 )
 LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)

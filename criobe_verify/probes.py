@@ -1,9 +1,9 @@
 """Probes run inside a stack container with its own python3 (CVAT's image has no curl/ss
 guarantee, but always Python), each printing one JSON line.
 
-    >>> code, result = run_probe(container, "proxy_get", "127.0.0.1:4750", URL)  # doctest: +SKIP
-    >>> result["status"], result["error_header"]  # doctest: +SKIP
-    (407, "Egress proxying is denied to host 'bridge.gateway:8000': ...")
+    code, result = run_probe(container, "proxy_get", "127.0.0.1:4750", url)
+    result["status"], result["error_header"]
+    # (407, "Egress proxying is denied to host 'bridge.gateway:8000': ...")
 """
 
 from __future__ import annotations

@@ -63,7 +63,10 @@ class Redactor:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         text = _PAIR.sub(
-            lambda m: f"{m['key']}{m['sep']}{m['q']}{MASK}" if m["value"] != MASK else m[0], text
+            lambda m: (
+                m[0] if m["value"].startswith(MASK) else f"{m['key']}{m['sep']}{m['q']}{MASK}"
+            ),
+            text,
         )
         return _AUTH_HEADER.sub(lambda m: f"{m['scheme']} {MASK}", text)
 

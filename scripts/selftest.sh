@@ -27,8 +27,13 @@ step "preinstall phase and its faults"
 step "the suite against the twin (criobe-verify --stack twin --keep-up)"
 .venv/bin/criobe-verify --stack twin --keep-up --reports reports
 
-step "fault table against the running twin"
 status=0
+step "twin conformance: recorded CVAT exchanges, cvat-sdk flow, Smokescreen truth table"
+.venv/bin/python -m pytest -p no:cacheprovider -m twin -q \
+  selftests/test_cvat_conformance.py selftests/test_cvat_sdk_flow.py \
+  selftests/test_smokescreen_twin.py --junitxml=reports/conformance-junit.xml || status=$?
+
+step "fault table against the running twin"
 .venv/bin/python -m pytest -p no:cacheprovider selftests/test_faults.py -m twin -v \
   --junitxml=reports/faults-junit.xml || status=$?
 

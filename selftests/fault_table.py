@@ -23,6 +23,8 @@ C = "tests/test_containers.py::"
 P = "tests/test_ports.py::"
 N = "tests/test_network.py::"
 G = "tests/test_gateway.py::"
+S = "tests/test_services.py::"
+W = "tests/test_webhooks.py::"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class Fault:
     profile_edit: Callable[[str], str] | None = None
     # A foreign program holding this host port while the suite runs (preinstall faults).
     hold_port: int | None = None
+    # Run only these layers: a higher layer's own diagnosis, without the lower layer that
+    # would otherwise catch the same fault first and skip it.
+    layers: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
 
 
@@ -125,6 +130,30 @@ def _smokescreen_opts(opts_by_service: Mapping[str, str]) -> Callable[[Twin], No
 def _allow_stack_network(twin: Twin, service: str) -> None:
     subnet = twin.docker.networks.get("cvat_cvat").attrs["IPAM"]["Config"][0]["Subnet"]
     _smokescreen_opts({service: f"--allow-address=172.17.0.1 --allow-range={subnet}"})(twin)
+
+
+REGULAR_USER = ("criobe-fault-regular", "Regular-user-pass-7431")
+
+
+def _bridge_as_regular_user(twin: Twin) -> None:
+    """Register a non-admin CVAT user and point the bridge's credentials at it."""
+    import httpx
+
+    user, password = REGULAR_USER
+    r = httpx.post(
+        "http://localhost:8080/api/auth/register",
+        headers={"Host": "localhost"},
+        json={"username": user, "email": f"{user}@example.com", "password1": password,
+              "password2": password, "first_name": "", "last_name": ""},
+        timeout=30,
+    )  # fmt: skip
+    assert r.status_code in (201, 400), r.text
+    twin.recreate(
+        "bridge",
+        overlay=_overlay(
+            f'  bridge:\n    environment:\n      CVAT_USER: "{user}"\n      CVAT_PWD: "{password}"\n'
+        ),
+    )
 
 
 def _no_docker_socket(twin: Twin) -> Mapping[str, str]:
@@ -459,4 +488,99 @@ FAULTS: list[Fault] = [
         )
         for svc in ("cvat_server", "cvat_worker_webhooks")
     ],
+    # --- services ---
+    Fault(
+        id="bridge-wrong-admin-password",
+        what="the bridge's CVAT_PWD is not the admin's password",
+        inject=_recreate(
+            "bridge", '  bridge:\n    environment:\n      CVAT_PWD: "not-the-admin-password"\n'
+        ),
+        revert=_restore("bridge"),
+        fails={
+            f"{S}test_cvat_accepts_the_bridge_credentials": "CVAT refuses the credentials in the bridge's environment (CVAT_USER='admin', CVAT_PWD=[REDACTED])",
+        },
+    ),
+    Fault(
+        id="bridge-user-not-admin",
+        what="the bridge logs in as a regular CVAT user",
+        inject=_bridge_as_regular_user,
+        revert=_restore("bridge"),
+        fails={
+            f"{S}test_bridge_user_is_a_cvat_admin": "the bridge's user 'criobe-fault-regular' is not an admin"
+        },
+    ),
+    Fault(
+        id="bridge-cvat-url-underscore",
+        what="the bridge's CVAT_URL is http://cvat_server:8080",
+        inject=_recreate(
+            "bridge", '  bridge:\n    environment:\n      CVAT_URL: "http://cvat_server:8080"\n'
+        ),
+        revert=_restore("bridge"),
+        fails={
+            f"{S}test_bridge_cvat_url_is_accepted_by_cvat": "'cvat_server' contains '_', which Django's host validation refuses",
+        },
+    ),
+    Fault(
+        id="webhooks-worker-process-stopped",
+        what="the RQ worker in cvat_worker_webhooks stopped (SIGTERM: warm shutdown, exit 0)",
+        inject=lambda twin: twin.exec("cvat_worker_webhooks", "pkill", "-TERM", "-f", "rq worker"),
+        revert=_restore("cvat_worker_webhooks"),
+        fails={
+            f"{S}test_webhooks_worker_consumes_the_webhooks_queue": "no RQ worker consumes the 'webhooks' queue",
+        },
+    ),
+    Fault(
+        id="cvat-db-stopped",
+        what="cvat_db stopped (services layer alone: the containers layer would catch it first)",
+        inject=lambda twin: twin.container("cvat_db").stop(timeout=10),
+        revert=_restore("cvat_db"),
+        layers=("services",),
+        fails={
+            f"{S}test_cvat_health_reports_every_backend_working": "DatabaseBackend",
+            f"{S}test_cvat_accepts_the_bridge_credentials": "CVAT refuses the credentials",
+        },
+    ),
+    Fault(
+        id="cvat-upgraded-past-the-sdk",
+        what="cvat_server reports 2.31.0 (upgraded without the SDK and the profile)",
+        inject=_recreate(
+            "cvat_server", '  cvat_server:\n    environment:\n      CVAT_TWIN_VERSION: "2.31.0"\n'
+        ),
+        revert=_restore("cvat_server"),
+        fails={
+            f"{S}test_cvat_reports_the_profiles_version": "reports version '2.31.0', expected '2.29.0'",
+            f"{S}test_cvat_sdk_supports_the_server_version": "supports CVAT 2.29, 2.30; the server is 2.31.0",
+        },
+    ),
+    # --- webhooks (alone: the gateway layer would catch these first) ---
+    Fault(
+        id="webhooks-worker-allowance-missing-events",
+        what="SMOKESCREEN_OPTS empty on cvat_worker_webhooks: ping 200, events 407",
+        inject=_smokescreen_opts({"cvat_worker_webhooks": ""}),
+        revert=_restore("cvat_worker_webhooks"),
+        layers=("webhooks",),
+        fails={
+            f"{W}test_job_update_event_is_delivered_to_the_bridge": "was delivered with 407 \"Egress proxying is denied to host 'bridge.gateway:8000'",
+        },
+    ),
+    Fault(
+        id="cvat-server-allowance-missing-ping",
+        what="SMOKESCREEN_OPTS empty on cvat_server: pings 407",
+        inject=_smokescreen_opts({"cvat_server": ""}),
+        revert=_restore("cvat_server"),
+        layers=("webhooks",),
+        fails={
+            f"{W}test_webhook_ping_reaches_the_bridge": "407 is Smokescreen refusing the gateway"
+        },
+    ),
+    Fault(
+        id="cvat-server-allows-bridge-port-only",
+        what="SMOKESCREEN_OPTS=--allow-address=172.17.0.1:8000 on cvat_server (valid, but only 8000)",
+        inject=_smokescreen_opts({"cvat_server": "--allow-address=172.17.0.1:8000"}),
+        revert=_restore("cvat_server"),
+        layers=("webhooks",),
+        fails={
+            f"{W}test_signed_delivery_verifies_against_the_raw_body": "Smokescreen may allow only port 8000 of the gateway",
+        },
+    ),
 ]

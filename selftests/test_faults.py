@@ -48,7 +48,12 @@ def run_fault(twin: Twin, fault: Fault, phase: str) -> None:
     try:
         held = port_held(fault.hold_port) if fault.hold_port else nullcontext()
         with held:
-            summary = twin.suite(env=fault.suite_env(twin), profile_text=profile_text, phase=phase)
+            summary = twin.suite(
+                env=fault.suite_env(twin),
+                profile_text=profile_text,
+                phase=phase,
+                layers=fault.layers,
+            )
     finally:
         fault.revert(twin)
     check_outcome(fault, summary)
@@ -84,3 +89,28 @@ def test_twin_is_green_after_every_fault_was_reverted(twin):
     twin.wait_ready()
     summary = twin.suite()
     assert set(summary["totals"]) == {"passed"}, summary["output"]
+
+
+@pytest.mark.twin
+def test_reports_carry_no_secret(twin):
+    """The bridge's password and every secret-looking value stay out of all report files,
+    including when a failure quotes container logs and environments."""
+    from criobe_verify.redact import parse_env_lines
+
+    env = parse_env_lines(
+        (TWIN_PROFILE.parent.parent / "twin/bridge/.env").read_text().splitlines()
+    )
+    password = env["CVAT_PWD"]
+    fault = next(f for f in FAULTS if f.id == "bridge-wrong-admin-password")
+    fault.inject(twin)
+    try:
+        twin.suite("-o", "log_cli_level=DEBUG", "--layer=services")
+    finally:
+        fault.revert(twin)
+    twin.suite("--layer=services")
+    reports = sorted(twin.workdir.glob("reports-*/*"))
+    assert reports
+    for path in reports:
+        text = path.read_text(errors="replace")
+        assert password not in text, f"{path} contains the bridge's CVAT password"
+        assert "not-the-admin-password" not in text, f"{path} contains the injected password"

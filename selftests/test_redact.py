@@ -37,3 +37,9 @@ def test_harmless_text_is_untouched():
         "cvat_server: status 'exited' (exit code 137); SMOKESCREEN_OPTS=--allow-address=172.17.0.1"
     )
     assert r(text) == text
+
+
+def test_an_already_masked_value_keeps_the_text_after_it():
+    r = Redactor()
+    text = "(CVAT_USER='admin', CVAT_PWD=[REDACTED]): POST /api/auth/login answered 400"
+    assert r(text) == text

@@ -82,6 +82,7 @@ class Twin:
         env: Mapping[str, str] | None = None,
         profile_text: str | None = None,
         phase: str = "installed",
+        layers: tuple[str, ...] = (),
     ) -> dict:
         reports = self.workdir / f"reports-{self._n}"
         self._n += 1
@@ -98,6 +99,7 @@ class Twin:
             f"--profile={profile}",
             f"--phase={phase}",
             "-q",
+            *(f"--layer={layer}" for layer in layers),
             *args,
         ]
         proc = subprocess.run(

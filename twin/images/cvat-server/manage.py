@@ -3,6 +3,9 @@
 
 manage.py migrate [--check]     apply (or check) the twin's schema migrations
 manage.py health_check          exit 0 when the database answers
+manage.py createsuperuser [--noinput] [--username U] [--email E]
+                                Django's command; --noinput reads DJANGO_SUPERUSER_USERNAME,
+                                DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD
 """
 
 import sys
@@ -19,6 +22,10 @@ def main(argv):
         return migrate.main(["check"] if "--check" in args else ["apply"])
     if command == "health_check":
         return migrate.main(["ping"])
+    if command == "createsuperuser":
+        from cvat_twin import createsuperuser
+
+        return createsuperuser.main(args)
     print(f"Unknown command: {command!r}", file=sys.stderr)
     return 1
 

@@ -19,9 +19,175 @@ from . import settings
 
 APP = "cvat_twin"
 
+# The engine's tables (users, tokens, sessions, projects, labels, tasks, data, jobs,
+# annotations, webhooks, deliveries). Deletes cascade like CVAT's foreign keys.
+_SCHEMA_0002 = """
+CREATE TABLE twin_user (
+    id serial PRIMARY KEY,
+    username varchar(150) NOT NULL UNIQUE,
+    email varchar(254) NOT NULL DEFAULT '',
+    first_name varchar(150) NOT NULL DEFAULT '',
+    last_name varchar(150) NOT NULL DEFAULT '',
+    password varchar(128) NOT NULL,
+    is_staff boolean NOT NULL DEFAULT false,
+    is_superuser boolean NOT NULL DEFAULT false,
+    is_active boolean NOT NULL DEFAULT true,
+    last_login timestamptz NULL,
+    date_joined timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE twin_token (
+    key varchar(40) PRIMARY KEY,
+    user_id integer NOT NULL UNIQUE REFERENCES twin_user(id) ON DELETE CASCADE,
+    created timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE twin_session (
+    key varchar(40) PRIMARY KEY,
+    user_id integer NOT NULL REFERENCES twin_user(id) ON DELETE CASCADE,
+    expire_date timestamptz NOT NULL
+);
+CREATE TABLE twin_project (
+    id serial PRIMARY KEY,
+    name varchar(256) NOT NULL,
+    owner_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    assignee_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    bug_tracker varchar(2000) NOT NULL DEFAULT '',
+    status varchar(32) NOT NULL DEFAULT 'annotation',
+    created_date timestamptz NOT NULL,
+    updated_date timestamptz NOT NULL
+);
+CREATE TABLE twin_task (
+    id serial PRIMARY KEY,
+    name varchar(256) NOT NULL,
+    project_id integer NULL REFERENCES twin_project(id) ON DELETE CASCADE,
+    owner_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    assignee_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    bug_tracker varchar(2000) NOT NULL DEFAULT '',
+    mode varchar(32) NOT NULL DEFAULT '',
+    overlap integer NULL,
+    segment_size integer NOT NULL DEFAULT 0,
+    status varchar(32) NOT NULL DEFAULT 'annotation',
+    subset varchar(64) NOT NULL DEFAULT '',
+    data_id integer NULL,
+    size integer NULL,
+    image_quality integer NULL,
+    chunk_size integer NULL,
+    created_date timestamptz NOT NULL,
+    updated_date timestamptz NOT NULL
+);
+CREATE TABLE twin_label (
+    id serial PRIMARY KEY,
+    project_id integer NULL REFERENCES twin_project(id) ON DELETE CASCADE,
+    task_id integer NULL REFERENCES twin_task(id) ON DELETE CASCADE,
+    parent_id integer NULL REFERENCES twin_label(id) ON DELETE CASCADE,
+    name varchar(64) NOT NULL,
+    color varchar(8) NOT NULL DEFAULT '',
+    type varchar(32) NOT NULL DEFAULT 'any',
+    svg text NULL
+);
+CREATE TABLE twin_attribute (
+    id serial PRIMARY KEY,
+    label_id integer NOT NULL REFERENCES twin_label(id) ON DELETE CASCADE,
+    name varchar(64) NOT NULL,
+    mutable boolean NOT NULL DEFAULT false,
+    input_type varchar(16) NOT NULL DEFAULT 'text',
+    default_value varchar(128) NOT NULL DEFAULT '',
+    "values" jsonb NOT NULL DEFAULT '[]'
+);
+CREATE TABLE twin_frame (
+    task_id integer NOT NULL REFERENCES twin_task(id) ON DELETE CASCADE,
+    frame integer NOT NULL,
+    name varchar(1024) NOT NULL,
+    width integer NOT NULL,
+    height integer NOT NULL,
+    mime varchar(64) NOT NULL,
+    content bytea NOT NULL,
+    PRIMARY KEY (task_id, frame)
+);
+CREATE TABLE twin_upload (
+    id serial PRIMARY KEY,
+    task_id integer NOT NULL REFERENCES twin_task(id) ON DELETE CASCADE,
+    name varchar(1024) NOT NULL,
+    content bytea NOT NULL
+);
+CREATE TABLE twin_request (
+    id varchar(128) PRIMARY KEY,
+    type varchar(64) NOT NULL,
+    project_id integer NULL,
+    task_id integer NULL,
+    job_id integer NULL,
+    owner_id integer NULL REFERENCES twin_user(id) ON DELETE CASCADE,
+    status varchar(16) NOT NULL,
+    message text NOT NULL DEFAULT '',
+    created_date timestamptz NOT NULL,
+    started_date timestamptz NULL,
+    finished_date timestamptz NULL,
+    expiry_date timestamptz NULL
+);
+CREATE TABLE twin_job (
+    id serial PRIMARY KEY,
+    task_id integer NOT NULL REFERENCES twin_task(id) ON DELETE CASCADE,
+    assignee_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    stage varchar(32) NOT NULL DEFAULT 'annotation',
+    state varchar(32) NOT NULL DEFAULT 'new',
+    status varchar(32) NOT NULL DEFAULT 'annotation',
+    type varchar(32) NOT NULL DEFAULT 'annotation',
+    start_frame integer NOT NULL,
+    stop_frame integer NOT NULL,
+    created_date timestamptz NOT NULL,
+    updated_date timestamptz NOT NULL
+);
+CREATE TABLE twin_shape (
+    id serial PRIMARY KEY,
+    job_id integer NOT NULL REFERENCES twin_job(id) ON DELETE CASCADE,
+    parent_id integer NULL REFERENCES twin_shape(id) ON DELETE CASCADE,
+    kind varchar(8) NOT NULL DEFAULT 'shape',
+    type varchar(16) NOT NULL DEFAULT '',
+    frame integer NOT NULL,
+    label_id integer NOT NULL REFERENCES twin_label(id) ON DELETE CASCADE,
+    group_id integer NOT NULL DEFAULT 0,
+    source varchar(16) NOT NULL DEFAULT 'manual',
+    occluded boolean NOT NULL DEFAULT false,
+    outside boolean NOT NULL DEFAULT false,
+    z_order integer NOT NULL DEFAULT 0,
+    rotation double precision NOT NULL DEFAULT 0,
+    points jsonb NOT NULL DEFAULT '[]',
+    attributes jsonb NOT NULL DEFAULT '[]'
+);
+CREATE TABLE twin_webhook (
+    id serial PRIMARY KEY,
+    target_url varchar(8192) NOT NULL,
+    description varchar(128) NOT NULL DEFAULT '',
+    type varchar(16) NOT NULL,
+    content_type varchar(64) NOT NULL DEFAULT 'application/json',
+    secret varchar(64) NOT NULL DEFAULT '',
+    is_active boolean NOT NULL DEFAULT true,
+    enable_ssl boolean NOT NULL DEFAULT true,
+    events jsonb NOT NULL DEFAULT '[]',
+    owner_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    project_id integer NULL REFERENCES twin_project(id) ON DELETE CASCADE,
+    last_status integer NULL,
+    last_delivery_date timestamptz NULL,
+    created_date timestamptz NOT NULL,
+    updated_date timestamptz NOT NULL
+);
+CREATE TABLE twin_delivery (
+    id serial PRIMARY KEY,
+    webhook_id integer NOT NULL REFERENCES twin_webhook(id) ON DELETE CASCADE,
+    event varchar(64) NOT NULL,
+    status_code integer NULL,
+    redelivery boolean NOT NULL DEFAULT false,
+    changed_fields varchar(4096) NOT NULL DEFAULT '',
+    request jsonb NOT NULL,
+    response text NULL,
+    created_date timestamptz NOT NULL,
+    updated_date timestamptz NOT NULL
+);
+"""
+
 # (name, SQL). Append only; never edit an applied one.
 MIGRATIONS = [
     ("0001_initial", "SELECT 1"),
+    ("0002_engine", _SCHEMA_0002),
 ]
 
 _ADVISORY_LOCK = 0x63766174  # "cvat"

@@ -4,6 +4,20 @@ from .httpd import HTTPError, NotFound, Response, Router  # noqa: F401  (re-expo
 
 ROUTER = Router()
 
+# (compiled pattern, Allow header) for views whose Allow is not DRF's default (viewset actions
+# declare their own methods: "GET, POST" on /api/webhooks, "POST" on .../ping).
+ROUTER_ALLOW = []
+
+
+def route(pattern, methods=("GET",), allow=None):
+    """ROUTER.route with an optional explicit Allow header."""
+    import re
+
+    if allow is not None:
+        ROUTER_ALLOW.append((re.compile(pattern), allow))
+    return ROUTER.route(pattern, methods=methods)
+
+
 # django/views/defaults.py
 ERROR_PAGE_TEMPLATE = """
 <!doctype html>

@@ -21,8 +21,9 @@ import uuid
 
 from . import api as _endpoints  # noqa: F401  (registers the endpoints on ROUTER)
 from . import hosts, settings
+from .api.common import ApiError
 from .httpd import HTTPError, MethodNotAllowed, NotFound, Response, serve
-from .routing import ROUTER, api, error_page
+from .routing import ROUTER, ROUTER_ALLOW, api, error_page
 
 SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
@@ -31,7 +32,9 @@ SECURITY_HEADERS = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 
-API_VARY = "Accept, Accept-Encoding, Origin, Cookie"
+# Vary as Django's middlewares patch it: DRF adds Accept, GZipMiddleware Accept-Encoding (bodies
+# of 200 bytes or more), then CORS Origin and the session Cookie (a view may change the tail).
+DEFAULT_VARY_TAIL = "Origin, Cookie"
 
 # DRF renderers in CVAT's order: plain JSON by default, CVAT's vendor type when asked for.
 RENDERER_MEDIA_TYPES = ("application/json", "application/vnd.cvat+json")
@@ -124,9 +127,16 @@ def render_api(request, response):
     )
     rendered = Response(body, status, content_type=accepted)
     for name, value in response.headers:
-        rendered.set_header(name, value)
+        if name.lower() == "set-cookie":
+            rendered.headers.append((name, value))
+        else:
+            rendered.set_header(name, value)
     if rendered.get_header("Vary") is None:
-        rendered.set_header("Vary", API_VARY)
+        tokens = ["Accept"]
+        if len(body) >= 200:
+            tokens.append("Accept-Encoding")
+        tail = getattr(response, "context_vary", None) or DEFAULT_VARY_TAIL
+        rendered.set_header("Vary", ", ".join(tokens) + ", " + tail)
     return rendered
 
 
@@ -150,6 +160,13 @@ def _allow_header(methods):
     return ", ".join(m for m in _DRF_METHOD_ORDER if m in methods)
 
 
+def _route_allow(request):
+    for regex, allow in ROUTER_ALLOW:
+        if regex.match(request.path):
+            return allow
+    return None
+
+
 def _allowed_methods(request):
     try:
         ROUTER.resolve("__none__", request.path)
@@ -158,6 +175,15 @@ def _allowed_methods(request):
     except NotFound:
         return []
     return []
+
+
+def _set_allow(request, response):
+    allow = _route_allow(request)
+    if allow is None:
+        allowed = _allowed_methods(request)
+        allow = _allow_header(allowed) if allowed else None
+    if allow:
+        response.set_header("Allow", allow)
 
 
 def handle(request):
@@ -188,9 +214,12 @@ def handle(request):
             request.params = params
             response = handler(request)
             if response.is_api and response.get_header("Allow") is None:
-                allowed = _allowed_methods(request)
-                if allowed:
-                    response.set_header("Allow", _allow_header(allowed))
+                _set_allow(request, response)
+    except ApiError as exc:
+        response = api(exc.data, exc.status, headers=exc.headers)
+        if exc.vary:
+            response.context_vary = exc.vary
+        _set_allow(request, response)
     except MethodNotAllowed as exc:
         request_logger.warning("Method Not Allowed: %s", request.path)
         response = api({"detail": exc.detail}, 405, headers={"Allow": _allow_header(exc.allowed)})

@@ -1,0 +1,120 @@
+"""Shared helpers of the engine endpoints: authentication, permissions, pagination, URLs."""
+
+import json
+from urllib.parse import urlencode
+
+from .. import auth, db
+from ..routing import HTTPError, api
+
+PERMISSION_DENIED = "You do not have permission to perform this action."
+
+
+class Denied(HTTPError):
+    def __init__(self, detail=PERMISSION_DENIED):
+        super().__init__(403, detail)
+
+
+def base_url(request):
+    return f"http://{request.header('Host') or 'localhost:8080'}"
+
+
+def user_brief(base, user):
+    if user is None:
+        return None
+    return {
+        "url": f"{base}/api/users/{user['id']}",
+        "id": user["id"],
+        "username": user["username"],
+        "first_name": user["first_name"],
+        "last_name": user["last_name"],
+    }
+
+
+def load_user(cur, user_id):
+    if user_id is None:
+        return None
+    cur.execute("SELECT * FROM twin_user WHERE id = %s", (user_id,))
+    return cur.fetchone()
+
+
+def require_user(cur, request):
+    try:
+        user = auth.authenticate(cur, request)
+    except auth.AuthFailed as exc:
+        headers = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else None
+        raise ApiError(exc.status, {"detail": exc.detail}, headers) from None
+    if user is None:
+        raise ApiError(
+            401,
+            {"detail": "Authentication credentials were not provided."},
+            {"WWW-Authenticate": "Token"},
+        )
+    request.context["user"] = user
+    return user
+
+
+class ApiError(Exception):
+    def __init__(self, status, data, headers=None, vary=None):
+        super().__init__(status)
+        self.status = status
+        self.data = data
+        self.headers = headers or {}
+        self.vary = vary
+
+
+def json_body(request):
+    if not request.body:
+        return {}
+    try:
+        data = json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, {"detail": f"JSON parse error - {exc}"}) from None
+    return data
+
+
+def check_owner(user, *owner_ids):
+    if user["is_superuser"]:
+        return
+    if user["id"] not in {o for o in owner_ids if o is not None}:
+        raise ApiError(403, {"detail": PERMISSION_DENIED}, vary="Origin")
+
+
+def paginate(request, items):
+    try:
+        page = int(request.query_param("page", "1"))
+        size = int(request.query_param("page_size", "10"))
+    except ValueError:
+        raise ApiError(404, {"detail": "Invalid page."}) from None
+    if size <= 0:
+        size = 10
+    count = len(items)
+    start = (page - 1) * size
+    if page < 1 or (start >= count and page != 1):
+        raise ApiError(404, {"detail": "Invalid page."})
+
+    def link(p):
+        query = {k: v[-1] for k, v in request.query.items()}
+        if p == 1:
+            query.pop("page", None)
+        else:
+            query["page"] = str(p)
+        qs = urlencode(query)
+        return f"{base_url(request)}{request.path}" + (f"?{qs}" if qs else "")
+
+    return {
+        "count": count,
+        "next": link(page + 1) if start + size < count else None,
+        "previous": link(page - 1) if page > 1 else None,
+        "results": items[start : start + size],
+    }
+
+
+def respond(data, status=200, headers=None, vary=None):
+    response = api(data, status, headers=headers)
+    if vary:
+        response.context_vary = vary
+    return response
+
+
+now = db.now
+iso = db.iso

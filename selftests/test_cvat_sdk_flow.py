@@ -33,10 +33,7 @@ def _load(name):
 replay = _load("cvat_replay")
 conformance = _load("test_cvat_conformance")
 
-pytestmark = [
-    pytest.mark.twin,
-    pytest.mark.skipif(not LABELS_DIR.is_dir(), reason=f"no label configs at {LABELS_DIR}"),
-]
+pytestmark = pytest.mark.twin
 
 
 def fixed_labels(filename: str) -> list[dict]:

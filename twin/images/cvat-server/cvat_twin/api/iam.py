@@ -12,17 +12,14 @@ from .common import (
     paginate,
     require_user,
     respond,
+    user_brief,
 )
 
 
 def user_full(base, user):
     groups = ["admin", "user"] if user["is_superuser"] else ["user"]
     return {
-        "url": f"{base}/api/users/{user['id']}",
-        "id": user["id"],
-        "username": user["username"],
-        "first_name": user["first_name"],
-        "last_name": user["last_name"],
+        **user_brief(base, user),
         "email": user["email"],
         "groups": groups,
         "is_staff": user["is_staff"],

@@ -114,3 +114,28 @@ def test_reports_carry_no_secret(twin):
         text = path.read_text(errors="replace")
         assert password not in text, f"{path} contains the bridge's CVAT password"
         assert "not-the-admin-password" not in text, f"{path} contains the injected password"
+
+
+@pytest.mark.twin
+def test_nothing_the_suite_created_is_left_in_cvat(twin):
+    """After every run above, failing ones included, no project with the run prefix remains."""
+    import httpx
+
+    from criobe_verify.redact import parse_env_lines
+
+    env = parse_env_lines(
+        (TWIN_PROFILE.parent.parent / "twin/bridge/.env").read_text().splitlines()
+    )
+    fault = next(f for f in FAULTS if f.id == "webhooks-worker-allowance-missing-events")
+    run_fault(twin, fault, "installed")  # a run whose webhooks check fails mid-way
+    with httpx.Client(base_url="http://localhost:8080", headers={"Host": "localhost"}) as cvat:
+        key = cvat.post(
+            "/api/auth/login", json={"username": env["CVAT_USER"], "password": env["CVAT_PWD"]}
+        ).json()["key"]
+        projects = cvat.get(
+            "/api/projects",
+            params={"search": "criobe-verify-", "page_size": 100},
+            headers={"Authorization": f"Token {key}"},
+        ).json()["results"]
+    left = [p["name"] for p in projects if p["name"].startswith("criobe-verify-")]
+    assert not left, f"projects left behind: {left}"

@@ -1,4 +1,4 @@
-"""Replay the exchanges recorded from a real CVAT 2.29.0 (../shared/contracts/cvat-2.29.0)
+"""Replay the exchanges recorded from a real CVAT 2.29.0 (selftests/data/contracts/cvat-2.29.0)
 against the twin, and compare what comes back with what was recorded.
 
 Comparison (`diff`): the same keys in the same order, the same JSON types, the same values
@@ -29,10 +29,12 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import httpx
 
+from selftests.data import CONTRACTS
+
 CONTRACTS = Path(
     os.environ.get(
         "CVAT_CONTRACTS",
-        Path(__file__).resolve().parents[2] / "shared/contracts/cvat-2.29.0",
+        CONTRACTS / "cvat-2.29.0",
     )
 )
 BASE_URL = os.environ.get("CVAT_TWIN_URL", "http://localhost:8080")

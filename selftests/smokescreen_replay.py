@@ -29,11 +29,13 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-# ../shared beside the checkout, as on developers' machines and in CI.
+from selftests.data import CONTRACTS
+
+# The repository's copy of the recording (selftests/data).
 CASES_PATH = Path(
     os.environ.get(
         "SMOKESCREEN_CASES",
-        Path(__file__).resolve().parents[2] / "shared/contracts/smokescreen/cases.json",
+        CONTRACTS / "smokescreen" / "cases.json",
     )
 )
 RECORDED_CVAT_DB_IP = "172.23.0.2"

@@ -1,5 +1,5 @@
 """The CVAT twin answers like the real CVAT 2.29.0 the exchanges in
-../shared/contracts/cvat-2.29.0 were recorded from.
+selftests/data/contracts/cvat-2.29.0 were recorded from.
 
 The recorded exchanges are replayed in order (ids, tokens, users and webhook targets
 substituted) and each answer is compared key by key and type by type with the recording

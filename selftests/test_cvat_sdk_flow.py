@@ -1,7 +1,7 @@
 """cvat-sdk 2.29.0 against the CVAT twin: the flow the CRIOBE tools use.
 
 make_client -> project from the CRIOBE label configurations (svg fixed up as
-../shared/reference/criobe-labels/README.md says) -> task from a generated JPEG ->
+criobe_verify/data/criobe-labels/README.md says) -> task from a generated JPEG ->
 job PATCH -> skeleton + polygon annotations round trip -> webhook create + ping
 (read with _parse_response=False: the delivery's `response` is text, which the typed model
 rejects). Everything created is deleted at the end.
@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from criobe_verify import PROJECT_ROOT
+
 HERE = Path(__file__).resolve().parent
-LABELS_DIR = Path(__file__).resolve().parents[2] / "shared/reference/criobe-labels"
+LABELS_DIR = PROJECT_ROOT / "criobe_verify" / "data" / "criobe-labels"
 
 
 def _load(name):

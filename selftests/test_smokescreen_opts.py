@@ -1,5 +1,5 @@
 """The suite's reading of SMOKESCREEN_OPTS agrees with the real Smokescreen's recorded truth
-table (../shared/contracts/smokescreen/cases.json): the same fatal options, the same verdict
+table (selftests/data/contracts/smokescreen/cases.json): the same fatal options, the same verdict
 on the gateway and on cvat_db."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.smokescreen import allows, explain, parse_options
+from selftests.data import CONTRACTS
 
-CASES = json.loads((PROJECT_ROOT.parent / "shared/contracts/smokescreen/cases.json").read_text())
+CASES = json.loads((CONTRACTS / "smokescreen" / "cases.json").read_text())
 SETS = {o["id"]: o for o in CASES["option_sets"]}
 TARGETS = {"ip_172_17_0_1_8000": ("172.17.0.1", 8000), "cvat_db_5432": ("172.23.0.2", 5432)}
 

@@ -8,7 +8,7 @@
 * end to end on 127.0.0.1: forwarding (plain HTTP and CONNECT) with --allow-address=127.0.0.1,
   and loopback refused ('Deny: Not Global Unicast') without it.
 
-cases.json: $SMOKESCREEN_CASES or ../shared/contracts/smokescreen/cases.json.
+cases.json: $SMOKESCREEN_CASES or selftests/data/contracts/smokescreen/cases.json.
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from typing import ClassVar
 
 import pytest
 
+from selftests.data import CONTRACTS
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "twin" / "images" / "cvat-server" / "smokescreen" / "smokescreen.py"
-# ../shared beside the checkout, as on developers' machines and in CI.
+# The repository's copy of the recording (selftests/data).
 CASES_PATH = Path(
     os.environ.get(
         "SMOKESCREEN_CASES",
-        Path(__file__).resolve().parents[2] / "shared/contracts/smokescreen/cases.json",
+        CONTRACTS / "smokescreen" / "cases.json",
     )
 )
 

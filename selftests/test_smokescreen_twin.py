@@ -1,5 +1,5 @@
 """The Smokescreen stand-in, as installed in the twin's CVAT image, answers every recorded
-case of ../shared/contracts/smokescreen/cases.json over real sockets inside cvat_server."""
+case of selftests/data/contracts/smokescreen/cases.json over real sockets inside cvat_server."""
 
 import pytest
 

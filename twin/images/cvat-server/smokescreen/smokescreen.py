@@ -4,7 +4,7 @@
 Python 3.11, standard library only. Installed as ``smokescreen`` in the CI twin's cvat-server
 image and started like the real one: ``smokescreen --listen-ip=127.0.0.1 $SMOKESCREEN_OPTS``.
 
-Behaviour reproduced from the recording in shared/contracts/smokescreen (cases.json):
+Behaviour reproduced from the recording in selftests/data/contracts/smokescreen (cases.json):
 
 * rules apply to the resolved IP of the requested host, in Smokescreen's order: not global
   unicast / loopback (unless allow-listed) -> allow list -> deny list -> RFC 1918 / fc00::/7

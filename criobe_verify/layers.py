@@ -1,26 +1,34 @@
-"""The suite's layers, lowest first, and the gate that skips a layer when one below failed.
+"""The suite's layers, lowest first, the two kinds of checks, and the gate that skips a layer
+when a functional check below it failed.
 
-    >>> from criobe_verify.layers import LayerGate
-    >>> gate = LayerGate()
-    >>> gate.record_failure("containers", "tests/test_containers.py::test_containers_are_running")
-    >>> gate.blocking("network")
-    'containers layer failed: tests/test_containers.py::test_containers_are_running'
+    >>> from criobe_verify.layers import blocking_reason
+    >>> failures = [("containers", "tests/test_containers.py::test_container_is_running[cvat_ui]")]
+    >>> blocking_reason("network", failures)
+    'containers layer failed: tests/test_containers.py::test_container_is_running[cvat_ui]'
+    >>> blocking_reason("containers", failures) is None
+    True
 
-A layer built on a broken one can only report noise (a DNS check on a stopped container),
-so the gate skips it and the skip reason names the check that broke the layer below.
+A layer built on a broken one can only report noise (a DNS check on a stopped container), so
+the gate skips it and the skip reason names the check that broke the layer below. Policy
+checks (how the stack is configured: exposure, image tags, restart policies, thresholds,
+budgets) never gate: they fail the run on their own and are listed with their fix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+FUNCTIONAL = "functional"
+POLICY = "policy"
 
 
 @dataclass(frozen=True)
 class Layer:
     name: str
     description: str
-    # In twin mode a layer collecting fewer tests than this fails the run: a refactor that
-    # silently drops checks must not look green.
+    # In strict runs a selected layer collecting fewer tests than this fails the run: a
+    # refactor that silently drops checks must not look green.
     min_tests: int
 
 
@@ -41,20 +49,13 @@ LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 
 
-@dataclass
-class LayerGate:
-    """Remembers the first failing check of each layer."""
-
-    failures: dict[str, str] = field(default_factory=dict)
-    failed: set[str] = field(default_factory=set)
-
-    def record_failure(self, layer: str, nodeid: str) -> None:
-        self.failures.setdefault(layer, nodeid)
-        self.failed.add(nodeid)
-
-    def blocking(self, layer: str) -> str | None:
-        """The skip reason for a test of `layer`, or None when every layer below passed."""
-        for lower in LAYER_NAMES[: LAYER_INDEX[layer]]:
-            if lower in self.failures:
-                return f"{lower} layer failed: {self.failures[lower]}"
-        return None
+def blocking_reason(layer: str, failures: Iterable[tuple[str, str]]) -> str | None:
+    """The skip reason for a check of `layer`, given the functional failures so far as
+    (layer, nodeid) in run order; None when every layer below passed."""
+    first: dict[str, str] = {}
+    for failed_layer, nodeid in failures:
+        first.setdefault(failed_layer, nodeid)
+    for lower in LAYER_NAMES[: LAYER_INDEX[layer]]:
+        if lower in first:
+            return f"{lower} layer failed: {first[lower]}"
+    return None

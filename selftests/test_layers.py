@@ -1,4 +1,5 @@
-"""Layer ordering and gating, phase selection and the strict-run rules, on a toy suite."""
+"""Layer ordering and gating, the two kinds of checks, waivers, honest outcomes (not run,
+-x, -n) and the strict-run rules, on a toy suite run by pytester with the suite's conftest."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 import pytest
 
 from criobe_verify import PROJECT_ROOT
-from criobe_verify.layers import LayerGate
+from criobe_verify.layers import blocking_reason
+from criobe_verify.verdict import EXIT_POLICY_FINDINGS
 
 TOY = """
 import pytest
@@ -30,6 +32,30 @@ def test_running():
     pass
 """
 
+POLICY_TOY = """
+import pytest
+
+@pytest.mark.host
+def test_engine():
+    pass
+
+@pytest.mark.containers
+@pytest.mark.policy
+def test_image_tag():
+    assert False, "cvat_ui runs v2.28.0"
+
+@pytest.mark.ports
+def test_ui():
+    pass
+
+@pytest.mark.network
+@pytest.mark.parametrize("n", range(4))
+def test_dns(n):
+    pass
+"""
+
+TWIN_PROFILE = (PROJECT_ROOT / "profiles" / "twin.toml").read_text()
+
 
 @pytest.fixture
 def toy(pytester: pytest.Pytester) -> pytest.Pytester:
@@ -38,18 +64,29 @@ def toy(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+def _run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    summary = pytester.path / "summary.json"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-rs", f"--summary-json={summary}", *args
+    )
+    return result, json.loads(summary.read_text()) if summary.exists() else {}
+
+
+def _profile_with(pytester: pytest.Pytester, extra: str) -> str:
+    path = pytester.path / "profile.toml"
+    path.write_text(TWIN_PROFILE + "\n" + extra)
+    return f"--profile={path}"
+
+
 def test_gate_names_the_first_failure_of_the_lowest_failing_layer():
-    gate = LayerGate()
-    assert gate.blocking("e2e") is None
-    gate.record_failure("ports", "t::a")
-    gate.record_failure("ports", "t::b")
-    gate.record_failure("host", "t::h")
-    assert gate.blocking("host") is None
-    assert gate.blocking("ports") == "host layer failed: t::h"
+    failures = [("ports", "t::a"), ("ports", "t::b"), ("host", "t::h")]
+    assert blocking_reason("e2e", []) is None
+    assert blocking_reason("host", failures) is None
+    assert blocking_reason("ports", failures) == "host layer failed: t::h"
 
 
 def test_failing_lower_layer_skips_higher_layers_naming_the_check(toy):
-    result = toy.runpytest_subprocess("-v", "-rs", "-p", "no:cacheprovider")
+    result, summary = _run(toy, "-v")
     result.assert_outcomes(passed=1, failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*host layer failed: test_toy.py::test_engine*"])
     # Lowest layer first, whatever the file order.
@@ -59,11 +96,14 @@ def test_failing_lower_layer_skips_higher_layers_naming_the_check(toy):
         if line.startswith("test_toy.py::")
     ]
     assert ran == ["test_engine", "test_disk", "test_running", "test_dns"], ran
+    assert summary["verdict"]["status"] == "broken"
+    assert "test_toy.py::test_engine" in summary["verdict"]["headline"]
 
 
 def test_preinstall_phase_keeps_only_preinstall_checks(toy):
-    result = toy.runpytest_subprocess("-p", "no:cacheprovider", "--phase", "preinstall")
-    result.assert_outcomes(passed=1)
+    toy.runpytest_subprocess("-p", "no:cacheprovider", "--phase", "preinstall").assert_outcomes(
+        passed=1
+    )
 
 
 def test_layer_option_selects_layers_and_rejects_unknown(toy):
@@ -75,19 +115,104 @@ def test_layer_option_selects_layers_and_rejects_unknown(toy):
     result.stderr.fnmatch_lines(["*--layer hosts: unknown layer*"])
 
 
-def test_strict_run_fails_on_unexpected_skip_and_thin_layer(toy, tmp_path):
-    summary = tmp_path / "s.json"
+def test_policy_finding_skips_nothing_and_exits_with_its_own_code(pytester):
+    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makepyfile(test_toy=POLICY_TOY)
+    result, summary = _run(pytester)
+    result.assert_outcomes(passed=6, failed=1)
+    assert result.ret == EXIT_POLICY_FINDINGS
+    assert summary["verdict"]["status"] == "works with policy findings"
+    assert [f["check"] for f in summary["policy_findings"]] == ["test_toy.py::test_image_tag"]
+
+
+def test_waived_finding_is_shown_as_waived_and_an_expired_waiver_fails_again(pytester):
+    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makepyfile(test_toy=POLICY_TOY)
+    waiver = '[[waivers]]\ncheck = "test_toy.py::test_image_tag"\nreason = "lab pins v2.28"\n'
+    result, summary = _run(pytester, _profile_with(pytester, waiver + "expires = 2999-01-01\n"))
+    assert result.ret == 0, result.stdout.str()
+    assert summary["tests"]["test_toy.py::test_image_tag"]["outcome"] == "waived"
+    assert summary["waived"] == [
+        {
+            "check": "test_toy.py::test_image_tag",
+            "waiver": "waived until 2999-01-01: lab pins v2.28",
+        }
+    ]
+    result.stdout.fnmatch_lines(["*waived: test_toy.py::test_image_tag*lab pins v2.28*"])
+
+    result, summary = _run(pytester, _profile_with(pytester, waiver + "expires = 2020-01-01\n"))
+    assert result.ret == EXIT_POLICY_FINDINGS
+    entry = summary["tests"]["test_toy.py::test_image_tag"]
+    assert entry["outcome"] == "failed" and "2020-01-01" in entry["waiver_expired"]
+
+
+def test_a_functional_check_cannot_be_waived(pytester):
+    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makepyfile(test_toy=POLICY_TOY)
+    waiver = '[[waivers]]\ncheck = "test_toy.py::test_ui"\nreason = "no"\n'
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", _profile_with(pytester, waiver)
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_toy.py::test_ui*only policy checks can be waived*"])
+
+
+def test_checks_that_did_not_run_are_not_run_never_passed(toy):
+    _result, summary = _run(toy, "-x")
+    outcomes = {k: v["outcome"] for k, v in summary["tests"].items()}
+    assert outcomes == {
+        "test_toy.py::test_engine": "failed",
+        "test_toy.py::test_disk": "not run",
+        "test_toy.py::test_running": "not run",
+        "test_toy.py::test_dns": "not run",
+    }
+    assert summary["totals"] == {"failed": 1, "not run": 3}
+
+
+def test_parallel_run_gives_the_serial_outcomes_and_gate(pytester):
+    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makepyfile(
+        test_toy=POLICY_TOY.replace(
+            "def test_engine():\n    pass",
+            "def test_engine():\n    import time; time.sleep(1); assert False",
+        )
+    )
+    _, serial = _run(pytester)
+    _, parallel = _run(pytester, "-n", "2")
+    assert {k: v["outcome"] for k, v in parallel["tests"].items()} == {
+        k: v["outcome"] for k, v in serial["tests"].items()
+    }
+    assert serial["tests"]["test_toy.py::test_dns[3]"]["outcome"] == "skipped"
+    assert parallel["verdict"] == serial["verdict"]
+
+
+def test_strict_run_fails_on_unexpected_skip_and_thin_layer(toy):
     toy.makepyfile(
         test_toy=TOY.replace('assert False, "engine down"', "pass").replace(
             "def test_dns():\n    pass", "def test_dns():\n    pytest.skip('no resolver')"
         )
     )
-    result = toy.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--strict-skips", f"--summary-json={summary}"
-    )
+    result, data = _run(toy, "--strict-skips")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*unexpected skip: test_toy.py::test_dns: no resolver*"])
     result.stdout.fnmatch_lines(["*layer containers: 1 tests collected, minimum 6*"])
-    data = json.loads(summary.read_text())
     assert data["tests"]["test_toy.py::test_dns"]["outcome"] == "skipped"
     assert data["layers"]["host"] == {"passed": 2}
+
+
+def test_strict_minimum_applies_only_to_the_layers_a_marker_selects(toy):
+    toy.makepyfile(test_toy=TOY.replace('assert False, "engine down"', "pass"))
+    result, data = _run(toy, "--strict-skips", "-m", "host")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # host: 2 collected, minimum 5
+    assert data["strict_problems"] == ["layer host: 2 tests collected, minimum 5"]
+
+
+def test_unknown_guide_step_is_refused(pytester):
+    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makepyfile(
+        test_toy='import pytest\n\n@pytest.mark.host\n@pytest.mark.guide("step-42")\n'
+        "def test_x():\n    pass\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown guide step 'step-42'*"])

@@ -1,0 +1,83 @@
+"""The CRIOBE install guide's steps, which every check names with a marker.
+
+    @pytest.mark.guide("step-8")
+    def test_bridge_answers_through_smokescreen(...): ...
+
+    >>> GUIDE_STEPS["step-4"].title
+    'Create admin user'
+
+The guide is `docs/setup/installation/cvat-nuclio.md` of Criobe/documentation (commit 11e8e0b,
+the last with the single-page CVAT + Nuclio + bridge install): a prerequisites check, eight
+numbered steps and a post-installation checklist. The report and the README map each step to
+the checks that verify it; where the guide's own command is wrong, the check's note says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GUIDE_SOURCE = "Criobe/documentation@11e8e0b:docs/setup/installation/cvat-nuclio.md"
+
+
+@dataclass(frozen=True)
+class GuideStep:
+    id: str
+    title: str
+    # What the guide itself runs to check the step (where it does).
+    guide_checks: str
+
+
+GUIDE_STEPS: dict[str, GuideStep] = {
+    s.id: s
+    for s in (
+        GuideStep(
+            "prereq",
+            "Prerequisites check",
+            "docker --version; docker compose version; df -h (40+ GB); "
+            "netstat: 8080, 8070, 8000, 5432, 6379 free",
+        ),
+        GuideStep("step-1", "Clone CVAT with bridge integration", "ls of the checkout"),
+        GuideStep(
+            "step-2",
+            "Configure bridge service (bridge/.env)",
+            "CVAT_URL, CVAT_USER, CVAT_PWD set",
+        ),
+        GuideStep(
+            "step-3",
+            "Deploy the stack (two-step, three-file compose)",
+            "docker ps: every container Up with its ports",
+        ),
+        GuideStep("step-4", "Create admin user", "createsuperuser; same password as CVAT_PWD"),
+        GuideStep("step-5", "Verify CVAT access", "curl -I http://localhost:8080/ → 200"),
+        GuideStep(
+            "step-6",
+            "Deploy Nuclio functions (project cvat, network cvat_cvat)",
+            "GET /api/functions: every function ready; docker inspect: on cvat_cvat",
+        ),
+        GuideStep(
+            "step-7",
+            "Test bridge service",
+            "curl :8000/health; from bridge: curl cvat-server:8080/api/server/about and "
+            "nuclio-nuclio-<fn>:8080",
+        ),
+        GuideStep(
+            "step-8",
+            "Configure network (Smokescreen, bridge.gateway)",
+            "getent hosts bridge.gateway → 172.17.0.1; from cvat_server: curl "
+            "bridge.gateway:8000/health",
+        ),
+        GuideStep(
+            "post-install",
+            "Post-installation verification",
+            "curl about, nuclio /api/healthz, bridge /health; webhook ping shows 200",
+        ),
+    )
+}
+
+
+def guide_step(step_id: str) -> GuideStep:
+    """The step, or a KeyError naming the known ids (a typo in a marker must not pass)."""
+    try:
+        return GUIDE_STEPS[step_id]
+    except KeyError:
+        raise KeyError(f"unknown guide step {step_id!r}; known: {', '.join(GUIDE_STEPS)}") from None

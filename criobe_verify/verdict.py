@@ -1,0 +1,151 @@
+"""The run's verdict from its checks' outcomes: what a lab reads first.
+
+    >>> checks = {
+    ...     "t::engine": {"outcome": "passed", "layer": "host", "kind": "functional"},
+    ...     "t::tag": {"outcome": "failed", "layer": "containers", "kind": "policy",
+    ...                "diagnoses": [{"subject": "cvat_ui", "what": "image 'x'", "fix": "retag"}]},
+    ... }
+    >>> v = Verdict.of(checks)
+    >>> v.status, v.exit_code
+    ('works with policy findings', 10)
+
+Outcomes: passed, failed, error, skipped, waived, not run. A check that did not run is never
+counted as passed; strict runs (the twin, the fault harness) count it as a problem.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from criobe_verify.guide import GUIDE_STEPS
+from criobe_verify.layers import FUNCTIONAL, LAYER_INDEX, POLICY
+
+# Exit codes beyond pytest's (0 ok, 1 failed, 2 interrupted, 3 internal, 4 usage, 5 none).
+EXIT_POLICY_FINDINGS = 10
+"""Every functional check passed; only policy findings failed (a CI job may choose to warn)."""
+
+NOT_RUN = "not run"
+FAILING = ("failed", "error")
+
+
+def first_line(entry: dict[str, Any]) -> str:
+    diagnoses = entry.get("diagnoses") or []
+    if diagnoses:
+        d = diagnoses[0]
+        return f"{d.get('subject', '')}: {d.get('what', '')}".strip(": ")
+    message = (entry.get("message") or "").strip()
+    return message.splitlines()[0][:300] if message else ""
+
+
+def fixes(entry: dict[str, Any]) -> list[str]:
+    return [d["fix"] for d in entry.get("diagnoses") or [] if d.get("fix")]
+
+
+@dataclass
+class Verdict:
+    status: str  # works | works with policy findings | broken | incomplete
+    headline: str
+    exit_code: int
+    functional_failures: list[str] = field(default_factory=list)
+    policy_findings: list[str] = field(default_factory=list)
+    waived: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        checks: dict[str, dict[str, Any]],
+        problems: list[str] | None = None,
+        stopped: str | None = None,
+    ) -> Verdict:
+        """checks: nodeid → entry in run order; problems: strict-run violations."""
+        problems = list(problems or [])
+        order = sorted(checks, key=lambda n: LAYER_INDEX.get(checks[n].get("layer", ""), 99))
+        functional = [
+            n
+            for n in order
+            if checks[n]["outcome"] in FAILING
+            and (checks[n].get("kind") == FUNCTIONAL or checks[n]["outcome"] == "error")
+        ]
+        policy = [
+            n for n in order if checks[n]["outcome"] == "failed" and checks[n].get("kind") == POLICY
+        ]
+        waived = [n for n in order if checks[n]["outcome"] == "waived"]
+        not_run = [n for n in order if checks[n]["outcome"] == NOT_RUN]
+        totals = dict(Counter(e["outcome"] for e in checks.values()))
+        verdict = cls(
+            status="works",
+            headline="",
+            exit_code=0,
+            functional_failures=functional,
+            policy_findings=policy,
+            waived=waived,
+            not_run=not_run,
+            problems=problems,
+            totals=totals,
+        )
+        if stopped and not functional:
+            verdict.status, verdict.exit_code = "incomplete", 1
+            verdict.headline = f"the run stopped before every check ran: {stopped}"
+        elif functional:
+            lowest = functional[0]
+            entry = checks[lowest]
+            fix = fixes(entry)
+            verdict.status, verdict.exit_code = "broken", 1
+            verdict.headline = (
+                f"lowest failing check: {lowest} ({entry.get('layer')} layer) — "
+                f"{first_line(entry)}" + (f". Fix: {fix[0]}" if fix else "")
+            )
+        elif problems:
+            verdict.status, verdict.exit_code = "incomplete", 1
+            verdict.headline = f"{len(problems)} strict-run problem(s): {problems[0]}"
+        elif policy:
+            verdict.status, verdict.exit_code = "works with policy findings", EXIT_POLICY_FINDINGS
+            verdict.headline = (
+                f"every functional check passed; {len(policy)} policy finding(s) to fix, "
+                f"first: {first_line(checks[policy[0]])}"
+            )
+        else:
+            ran = sum(v for k, v in totals.items() if k != NOT_RUN)
+            verdict.headline = f"every check passed ({ran} checks" + (
+                f", {len(waived)} waived policy finding(s))" if waived else ")"
+            )
+        return verdict
+
+
+def guide_table(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per install-guide step: its checks and their verdict."""
+    rows = []
+    for step in GUIDE_STEPS.values():
+        mine = {n: e for n, e in checks.items() if step.id in (e.get("guide") or [])}
+        outcomes = Counter(e["outcome"] for e in mine.values())
+        if not mine:
+            verdict = "not checked"
+        elif any(
+            e["outcome"] in FAILING and (e.get("kind") == FUNCTIONAL or e["outcome"] == "error")
+            for e in mine.values()
+        ):
+            verdict = "fails"
+        elif outcomes.get("failed"):
+            verdict = "policy findings"
+        elif outcomes.get(NOT_RUN) or outcomes.get("skipped"):
+            verdict = "incomplete"
+        elif outcomes.get("waived"):
+            verdict = "passes (waived findings)"
+        else:
+            verdict = "passes"
+        rows.append(
+            {
+                "step": step.id,
+                "title": step.title,
+                "guide_checks": step.guide_checks,
+                "checks": sorted(mine),
+                "outcomes": dict(outcomes),
+                "verdict": verdict,
+            }
+        )
+    return rows

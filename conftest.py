@@ -10,12 +10,13 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins = [
+    "fixtures.layers",
     "fixtures.stack",
     "fixtures.docker",
     "fixtures.host",
     "fixtures.gateway",
     "fixtures.cvat",
-    "fixtures.layers",
+    "fixtures.receiver",
     "fixtures.report",
 ]
 
@@ -32,6 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stack-dir", default=None, help="CRIOBE checkout for --stack up")
     group.addoption(
         "--keep-up", action="store_true", help="leave a stack the suite started running"
+    )
+    group.addoption(
+        "--reuse-running",
+        action="store_true",
+        help="--stack up: use a compose project that is already running as it is (only what "
+        "the suite starts is stopped afterwards); without it the suite refuses to take it over",
     )
     group.addoption(
         "--profile",

@@ -29,6 +29,33 @@ def report_args(reports: Path) -> list[str]:
     ]
 
 
+# The suite's options that take a value. pytest reads its command line once before the
+# suite's conftest is loaded, and then takes the value of `--stack-dir PATH` for a test path
+# (rootdir PATH, no conftest, "unrecognized arguments"): pass them as `--opt=value`.
+VALUE_OPTIONS = (
+    "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--gateway-ip",
+    "--stack-timeout", "--summary-json",
+)  # fmt: skip
+
+
+def join_option_values(args: list[str]) -> list[str]:
+    """`--stack-dir PATH` → `--stack-dir=PATH` for the suite's own options.
+
+    >>> join_option_values(["--stack", "up", "--stack-dir", "/srv/cvat", "-k", "ports"])
+    ['--stack=up', '--stack-dir=/srv/cvat', '-k', 'ports']
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] in VALUE_OPTIONS and i + 1 < len(args):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     reports = Path("reports")
@@ -42,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         del args[i : i + 2]
     if "--" in args:
         args.remove("--")
+    args = join_option_values(args)
     reports = reports.resolve()
     reports.mkdir(parents=True, exist_ok=True)
     # The suite's conftest.py and pytest.ini live at the project root: run from there so

@@ -1,4 +1,4 @@
-"""Small views of Docker containers for failure messages: state, logs, exec.
+"""Small views of Docker containers for failure messages: state and logs.
 
 >>> describe_state({"Status": "exited", "ExitCode": 137, "Restarting": False})
 "status 'exited' (exit code 137)"
@@ -33,9 +33,3 @@ def logs_tail(container: Any, lines: int = 15) -> str:
     if not text:
         return "    (no log output)"
     return "\n".join("    | " + line for line in text.splitlines())
-
-
-def exec_output(container: Any, cmd: list[str], timeout_s: int = 15) -> tuple[int, str]:
-    """Run `cmd` inside the container, bounded by coreutils/busybox `timeout` (exit 124)."""
-    result = container.exec_run(["timeout", str(timeout_s), *cmd])
-    return result.exit_code, (result.output or b"").decode("utf-8", "replace")

@@ -16,6 +16,20 @@ from pathlib import Path
 
 LINUX_DEFAULT = "172.17.0.1"
 DOCKER_DESKTOP = {"wsl2": "192.168.65.254", "windows": "192.168.65.254", "macos": "192.168.65.1"}
+PLATFORM_OF = {
+    LINUX_DEFAULT: "Linux",
+    DOCKER_DESKTOP["wsl2"]: "Docker Desktop on Windows/WSL2",
+    DOCKER_DESKTOP["macos"]: "Docker Desktop on macOS",
+}
+
+
+def platform_of_address(ip: str) -> str | None:
+    """Which platform's host gateway an address is, by the install guide's table.
+
+    >>> platform_of_address("192.168.65.1")
+    'Docker Desktop on macOS'
+    """
+    return PLATFORM_OF.get(ip)
 
 
 def detect_platform(operating_system: str = "", kernel_release: str | None = None) -> str:

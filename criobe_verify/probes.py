@@ -1,9 +1,18 @@
-"""Probes run inside a stack container with its own python3 (CVAT's image has no curl/ss
-guarantee, but always Python), each printing one JSON line.
+"""Probes run inside a stack container with its own python3, each printing one JSON line; for
+a container without python3 (the real traefik, cvat_ui, postgres, redis and Nuclio dashboard
+images are Alpine-based and OPA's is distroless), from a short-lived helper container that
+joins its network and PID namespaces (`--network container:<name>` shares its /etc/hosts and
+resolver too), from a stack image that has python3 (CVAT's server image).
 
-    code, result = run_probe(container, "proxy_get", "127.0.0.1:4750", url)
-    result["status"], result["error_header"]
-    # (407, "Egress proxying is denied to host 'bridge.gateway:8000': ...")
+    prober = Prober(client, helper_image="cvat/server:v2.29.0")
+    result = prober.run(container, "proxy_get", "127.0.0.1:4750", url)
+    result["status"], result["error_header"], result["via"]
+    # (407, "Egress proxying is denied to host 'bridge.gateway:8000': ...", "exec")
+
+No tool is assumed in the container beyond python3, not even coreutils' `timeout`: the exec
+is bounded by the API call. A missing python3 with no helper image raises ProbeUnavailable
+naming the container and the tool, which checks turn into a skip saying so, never into a DNS
+or network failure.
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from criobe_verify.containers import exec_output
+import docker
+import requests
 
 PROBES = r"""
 import json, os, socket, sys
@@ -32,16 +42,18 @@ def listening(hostport):
         return {"ok": False, "error": str(exc)}
 
 def _procs():
+    me = os.getpid()
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) == me:
             continue
         try:
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        except OSError:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
         words = [a.decode(errors="replace") for a in argv if a]
         if words:
-            yield {"pid": int(pid), "argv": words}
+            yield {"pid": int(pid), "argv": words, "state": state}
 
 def process(name):
     # the program itself, or a script run by an interpreter (argv[1])
@@ -65,9 +77,14 @@ def proxy_get(proxy, url):
     except OSError as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
-def http_get(url, host_header=""):
+def http_request(method, url, host_header="", body=""):
     import urllib.request, urllib.error
-    req = urllib.request.Request(url, headers={"Host": host_header} if host_header else {})
+    headers = {"Host": host_header} if host_header else {}
+    data = None
+    if method != "GET":
+        data = body.encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=15) as r:
             return {"ok": True, "status": r.status, "body": r.read(4096).decode(errors="replace")}
@@ -76,15 +93,133 @@ def http_get(url, host_header=""):
     except (OSError, ValueError) as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
+def http_get(url, host_header=""):
+    return http_request("GET", url, host_header)
+
+def python_module_version(module, attr="__version__"):
+    import importlib
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        return {"ok": False, "error": f"ImportError: {exc}"}
+    return {"ok": True, "version": str(getattr(mod, attr, "")), "file": getattr(mod, "__file__", "")}
+
+def cvat_sdk_window():
+    found = python_module_version("cvat_sdk")
+    if not found["ok"]:
+        return found
+    from cvat_sdk.core.client import Client
+    found["supported"] = [str(v) for v in Client.SUPPORTED_SERVER_VERSIONS]
+    return found
+
+def batch(calls):
+    return {"ok": True, "results": [globals()[c[0]](*c[1:]) for c in json.loads(calls)]}
+
 print(json.dumps(globals()[sys.argv[1]](*sys.argv[2:])))
 """
 
+TOOL = "python3"
 
-def run_probe(container: Any, probe: str, *args: str, timeout_s: int = 30) -> tuple[int, dict]:
-    """Run one probe; a container without python3 or a crashing probe gives {'ok': False}."""
-    code, out = exec_output(container, ["python3", "-c", PROBES, probe, *args], timeout_s)
+
+class ProbeUnavailable(RuntimeError):
+    """The probe cannot run for this container: say which container and which tool."""
+
+    def __init__(self, container: str, reason: str) -> None:
+        self.container = container
+        super().__init__(f"{container}: {reason}")
+
+
+def missing_tool(code: int, output: str) -> bool:
+    return code in (126, 127) and (
+        "executable file not found" in output or "no such file or directory" in output.lower()
+    )
+
+
+_API_CLIENTS: dict[float, docker.APIClient] = {}
+
+
+def _api(timeout_s: float) -> docker.APIClient:
+    """A low-level client whose read timeout bounds the exec (DOCKER_HOST honoured)."""
+    if timeout_s not in _API_CLIENTS:
+        _API_CLIENTS[timeout_s] = docker.APIClient(
+            timeout=timeout_s, **docker.utils.kwargs_from_env()
+        )
+    return _API_CLIENTS[timeout_s]
+
+
+def exec_in(container: Any, cmd: list[str], timeout_s: float = 30) -> tuple[int, str]:
+    """Run `cmd` in the container; (124, ...) when it outlasts timeout_s (no `timeout` binary
+    needed inside). The command may keep running in the container after a timeout."""
+    api = _api(timeout_s)
+    try:
+        exec_id = api.exec_create(container.id, cmd)["Id"]
+        output = api.exec_start(exec_id)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return 124, f"timed out after {timeout_s:.0f} s"
+    except docker.errors.APIError as exc:
+        return 126, str(exc)
+    return (code if code is not None else 1), (output or b"").decode("utf-8", "replace")
+
+
+def _parse(code: int, out: str) -> dict:
     line = out.strip().splitlines()[-1] if out.strip() else ""
     try:
-        return code, json.loads(line)
+        return json.loads(line)
     except ValueError:
-        return code, {"ok": False, "error": f"probe exited {code}: {out.strip()[-300:]!r}"}
+        return {"ok": False, "error": f"probe exited {code}: {out.strip()[-300:]!r}"}
+
+
+class Prober:
+    """Probes for the stack's containers; caches which containers lack python3."""
+
+    def __init__(self, client: docker.DockerClient, helper_image: str | None) -> None:
+        self.client = client
+        self.helper_image = helper_image
+        self.without_tool: dict[str, str] = {}  # container name -> why exec could not run
+
+    def run(self, container: Any, probe: str, *args: str, timeout_s: float = 30) -> dict:
+        argv = ["python3", "-c", PROBES, probe, *args]
+        if container.name not in self.without_tool:
+            code, out = exec_in(container, argv, timeout_s)
+            if not missing_tool(code, out):
+                return {**_parse(code, out), "via": "exec"}
+            self.without_tool[container.name] = out.strip()[-200:]
+        return {
+            **self._via_helper(container, argv, timeout_s),
+            "via": f"helper {self.helper_image}",
+        }
+
+    def _via_helper(self, container: Any, argv: list[str], timeout_s: float) -> dict:
+        missing = self.without_tool[container.name]
+        if not self.helper_image:
+            raise ProbeUnavailable(
+                container.name,
+                f"has no {TOOL} ({missing}) and no stack image with {TOOL} is available to "
+                "probe from its network namespace",
+            )
+        try:
+            helper = self.client.containers.run(
+                self.helper_image,
+                entrypoint=argv,
+                command=[],
+                network_mode=f"container:{container.id}",
+                pid_mode=f"container:{container.id}",
+                labels={"criobe-verify.role": "probe"},
+                detach=True,
+            )
+        except docker.errors.DockerException as exc:
+            raise ProbeUnavailable(
+                container.name,
+                f"has no {TOOL} ({missing}); a helper container from {self.helper_image} "
+                f"could not join its namespaces: {exc}",
+            ) from None
+        try:
+            try:
+                code = helper.wait(timeout=timeout_s).get("StatusCode", 1)
+            except requests.exceptions.RequestException:
+                return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+            out = helper.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            return _parse(code, out)
+        finally:
+            helper.remove(force=True)

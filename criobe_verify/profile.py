@@ -11,11 +11,14 @@ what was expected, so a typo in a user's profile stops the run before any check 
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from criobe_verify.waivers import Waiver
 
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
 PROTOCOLS = ("cvat-front", "nuclio-dashboard", "bridge", "none")
@@ -35,6 +38,8 @@ class Container:
     optional: bool = False
     aliases: tuple[str, ...] = ()
     healthcheck: bool = False
+    # Runs CVAT's supervisord (the cvat/server image): its programs are checked too.
+    supervisord: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,22 @@ class Gateway:
 
 
 @dataclass(frozen=True)
+class Bridge:
+    """What the install guide leaves unknown about the real bridge, said by the profile."""
+
+    # The guide registers a webhook on /health and expects its ping to show 200; a GET-only
+    # /health answers the ping's POST with 405. true: 405 fails the guide's check.
+    health_accepts_post: bool = True
+
+
+@dataclass(frozen=True)
+class Stability:
+    # A container (or a supervisord program) restarted by its policy within this many
+    # seconds counts as crash-looping; one that recovered long ago does not.
+    recent_restart_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
@@ -101,6 +122,11 @@ class Profile:
     gateway_ip: str | None = None
     # Test ids (fnmatch patterns) that may skip without failing a strict run.
     allowed_skips: tuple[str, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
+    bridge: Bridge = field(default_factory=Bridge)
+    stability: Stability = field(default_factory=Stability)
+    # The container whose image lends python3 to probes of containers without it.
+    probe_image_from: str = "cvat_server"
 
     def container(self, name: str) -> Container:
         for c in self.containers:
@@ -227,6 +253,7 @@ def load_profile(path: str | Path) -> Profile:
                 optional=r.get("optional", bool, "true or false", False),
                 aliases=r.strings("aliases", ()),
                 healthcheck=r.get("healthcheck", bool, "true or false", False),
+                supervisord=r.get("supervisord", bool, "true or false", False),
             )
         )
         r.reject_unknown()
@@ -291,6 +318,50 @@ def load_profile(path: str | Path) -> Profile:
     else:
         top.used.add("gateway")
 
+    waivers = []
+    for r in top.tables("waivers", []):
+        expires = r.get("expires", datetime.date, "a date such as 2027-06-30", None)
+        waivers.append(
+            Waiver(
+                check=r.get("check", str, "a test id or fnmatch pattern of test ids"),
+                reason=r.get("reason", str, "why the finding is accepted"),
+                expires=expires,
+            )
+        )
+        if not waivers[-1].reason.strip():
+            raise r.fail("reason", "why the finding is accepted", "")
+        r.reject_unknown()
+
+    bridge = Bridge()
+    if "bridge" in raw:
+        b = top.table("bridge")
+        bridge = Bridge(
+            health_accepts_post=b.get(
+                "health_accepts_post", bool, "true or false", bridge.health_accepts_post
+            )
+        )
+        b.reject_unknown()
+    else:
+        top.used.add("bridge")
+    stability = Stability()
+    if "stability" in raw:
+        s = top.table("stability")
+        stability = Stability(
+            recent_restart_s=float(
+                s.get("recent_restart_s", (int, float), "seconds", stability.recent_restart_s)
+            )
+        )
+        s.reject_unknown()
+    else:
+        top.used.add("stability")
+    probe_image_from = stack.get(
+        "probe_image_from", str, "the name of a container in [[containers]]", "cvat_server"
+    )
+    if probe_image_from not in names:
+        raise stack.fail(
+            "probe_image_from", "the name of a container in [[containers]]", probe_image_from
+        )
+
     internal = exposure.get("internal_ports", list, "a list of port numbers")
     if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in internal):
         raise exposure.fail("internal_ports", "a list of port numbers", internal)
@@ -317,6 +388,10 @@ def load_profile(path: str | Path) -> Profile:
         gateway=gateway,
         gateway_ip=None if gateway_ip == "auto" else gateway_ip,
         allowed_skips=meta.strings("allowed_skips", ()),
+        waivers=tuple(waivers),
+        bridge=bridge,
+        stability=stability,
+        probe_image_from=probe_image_from,
     )
     for reader in (meta, stack, host, exposure, top):
         reader.reject_unknown()

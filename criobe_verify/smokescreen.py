@@ -15,13 +15,7 @@ import ipaddress
 import shlex
 from dataclasses import dataclass, field
 
-from criobe_verify.gateway import DOCKER_DESKTOP, LINUX_DEFAULT
-
-_PLATFORM_OF = {
-    LINUX_DEFAULT: "Linux",
-    DOCKER_DESKTOP["wsl2"]: "Docker Desktop on Windows/WSL2",
-    DOCKER_DESKTOP["macos"]: "Docker Desktop on macOS",
-}
+from criobe_verify.gateway import PLATFORM_OF
 
 
 @dataclass
@@ -106,9 +100,9 @@ def explain(opts: SmokescreenOptions, gateway_ip: str, port: int) -> str:
     if same_ip and all(p not in (None, port) for _, p in same_ip):
         ports = ", ".join(str(p) for _, p in same_ip)
         return f"allows {gateway_ip} on port {ports} only, but the bridge listens on {port}"
-    others = [a for a, _ in opts.allow if a != gateway_ip and a in _PLATFORM_OF]
+    others = [a for a, _ in opts.allow if a != gateway_ip and a in PLATFORM_OF]
     if others and not same_ip:
-        where = _PLATFORM_OF[others[0]]
+        where = PLATFORM_OF[others[0]]
         return (
             f"allows {others[0]}, the gateway of {where}, but on this platform bridge.gateway "
             f"is {gateway_ip}"

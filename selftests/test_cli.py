@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -22,10 +23,24 @@ def test_stack_up_needs_a_checkout(tmp_path):
     assert "--stack up needs --stack-dir PATH" in proc.stderr
 
 
-def test_xdist_with_a_stack_bring_up_is_refused(tmp_path):
-    proc = _run("--reports", str(tmp_path), "--", "--stack", "twin", "-n", "2")
-    assert proc.returncode == 4
-    assert "-n with --stack twin|up is not supported yet" in proc.stderr
+def test_a_failed_bring_up_under_xdist_is_tried_once_and_runs_nothing(tmp_path):
+    """-n 2 --stack up: one worker tries the bring-up (the others wait on its lock and read
+    its result); the run exits 3 and every check is "not run", none "passed"."""
+    checkout = tmp_path / "not-a-checkout"
+    checkout.mkdir()
+    reports = tmp_path / "reports"
+    proc = _run(
+        "--reports", str(reports), "--", "--stack", "up", f"--stack-dir={checkout}", "-n", "2",
+        "-m", "containers",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((reports / "summary.json").read_text())
+    assert (
+        summary["stopped"].startswith("bring-up failed:")
+        and "not a CRIOBE checkout" in (summary["stopped"])
+    )
+    assert set(summary["totals"]) == {"not run"}, summary["totals"]
+    assert (proc.stdout + proc.stderr).count("is not a CRIOBE checkout") >= 1
 
 
 def test_reports_option_needs_a_directory():

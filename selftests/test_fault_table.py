@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from criobe_verify import PROJECT_ROOT
-from selftests.fault_table import FAULTS
+from selftests.fault_table import FAULTS, tokens
 from selftests.twin import TWIN_PROFILE
 
 
@@ -40,10 +40,16 @@ def suite_ids() -> set[str]:
     return _collected("installed") | _collected("preinstall")
 
 
-def test_every_suite_test_is_named_by_a_fault(suite_ids):
-    named = {test_id for fault in FAULTS for test_id in fault.fails}
-    assert suite_ids, "collected no suite tests"
-    assert not suite_ids - named, f"checks no fault makes fail: {sorted(suite_ids - named)}"
+def check_of(test_id: str) -> str:
+    """A check is a test function; its parameters are the resources it is applied to."""
+    return test_id.split("[", 1)[0]
+
+
+def test_every_suite_check_is_named_by_a_fault(suite_ids):
+    named = {check_of(test_id) for fault in FAULTS for test_id in fault.fails}
+    checks = {check_of(test_id) for test_id in suite_ids}
+    assert checks, "collected no suite tests"
+    assert not checks - named, f"checks no fault makes fail: {sorted(checks - named)}"
 
 
 def test_every_fault_names_existing_tests_and_a_message(suite_ids):
@@ -51,7 +57,9 @@ def test_every_fault_names_existing_tests_and_a_message(suite_ids):
         assert fault.fails, fault.id
         for test_id, fragment in fault.fails.items():
             assert test_id in suite_ids, f"{fault.id}: {test_id} is not a suite test"
-            assert fragment.strip(), f"{fault.id}: empty message fragment for {test_id}"
+            assert all(tok.strip() for tok in tokens(fragment)), (
+                f"{fault.id}: empty token for {test_id}"
+            )
 
 
 def test_fault_ids_are_unique():

@@ -22,6 +22,7 @@ import docker
 from criobe_verify import PROJECT_ROOT
 from criobe_verify.compose import GUIDE_FILES, ComposeStack
 from criobe_verify.profile import load_profile
+from criobe_verify.waiting import wait_until
 from fixtures.stack import wait_for_stack
 
 TWIN_PROFILE = PROJECT_ROOT / "profiles" / "twin.toml"
@@ -75,6 +76,10 @@ class Twin:
 
     def wait_ready(self, timeout: float = 180) -> None:
         wait_for_stack(self.docker, self.profile, timeout)
+
+    def wait_for(self, condition, timeout: float, what: str) -> None:
+        """Until condition() holds (a fault taking effect), bounded."""
+        wait_until(lambda: (bool(condition()), what), timeout=timeout, what=what, interval=0.5)
 
     def suite(
         self,

@@ -1,22 +1,36 @@
-"""Containers layer: every container the profile expects exists, runs, stays up, is healthy
-where its image has a health check, and has the expected image and restart policy.
+"""Containers layer: every container the profile expects exists, runs, is not crash-looping,
+is healthy where its image has a health check, keeps the programs supervisord runs in it
+alive, and has the expected image and restart policy (those two are policy checks).
 
     pytest -m containers --profile profiles/criobe.toml
 
-Each check lists every offending container, with its state, the consequence for the stack,
-its last log lines and the command that fixes it.
+One check per container, so a waiver or a failure names exactly one; each check on a container
+depends on its existence check, so a missing container is not also reported "not running".
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
 
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.containers import describe_state, logs_tail
+from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.probes import exec_in, missing_tool
+from criobe_verify.snapshot import display_name
+from criobe_verify.supervisor import (
+    MAINTAIL_CMD,
+    STATUS_CMD,
+    parse_status,
+    recent,
+    unexpected_exits,
+)
 
-pytestmark = pytest.mark.containers
+pytestmark = [pytest.mark.containers, pytest.mark.guide("step-3")]
+
+THIS = "tests/test_containers.py::"
 
 # What breaks for a coral-lab user when a container is down: the consequence in a failure.
 ROLE = {
@@ -38,7 +52,7 @@ ROLE = {
 }
 
 
-def _role(name: str) -> str:
+def role(name: str) -> str:
     if name.startswith("nuclio-nuclio-"):
         return f"function {name.removeprefix('nuclio-nuclio-')} cannot be called"
     return ROLE.get(name, "part of the stack is missing")
@@ -46,127 +60,260 @@ def _role(name: str) -> str:
 
 def _fix(container) -> str:
     service = container.labels.get("com.docker.compose.service") if container else None
-    if service:
-        return guide_command("up", "-d", service)
-    return guide_command("up", "-d")
+    return guide_command("up", "-d", *([service] if service else []))
 
 
-def _present(expected_containers, stack_container):
-    for name in expected_containers:
-        container = stack_container(name)
-        if container is not None:
-            yield name, container
+def exists_check(name: str) -> str:
+    return f"{THIS}test_container_exists[{name}]"
 
 
-def test_expected_containers_exist(expected_containers, stack_container, profile):
-    missing = [
-        name
-        for name, optional in expected_containers.items()
-        if not optional and stack_container(name) is None
-    ]
-    assert not missing, "\n".join(
-        f"{name}: no such container (profile {profile.name} expects it) — {_role(name)}. "
-        f"Fix: {guide_command('up', '-d')}"
-        + (f" (was {OVERLAY_OF[name]} left out of the -f list?)" if name in OVERLAY_OF else "")
-        + (
-            " (deploy it with nuctl deploy --project-name cvat)"
-            if name.startswith("nuclio-nuclio-")
-            else ""
+def test_container_exists(expected_container, stack_container, profile):
+    name, optional = expected_container
+    if stack_container(name) is not None:
+        return
+    if optional:
+        pytest.skip(f"{name}: optional in profile {profile.name} and not deployed")
+    hint = ""
+    if name in OVERLAY_OF:
+        hint = f"was {OVERLAY_OF[name]} left out of the -f list?"
+    elif name.startswith("nuclio-nuclio-"):
+        hint = "deploy it with nuctl deploy --project-name cvat --platform local"
+    fail(
+        Diagnosis(
+            name,
+            "no such container",
+            why=hint,
+            expected=f"a container for it (profile {profile.name})",
+            consequence=role(name),
+            fix=guide_command("up", "-d"),
         )
-        for name in missing
     )
 
 
-def test_containers_are_running(expected_containers, stack_container):
-    stopped = [
-        (name, c)
-        for name, c in _present(expected_containers, stack_container)
-        if c.attrs["State"].get("Status") not in ("running", "restarting")
-    ]
-    assert not stopped, "\n".join(
-        f"{name}: {describe_state(c.attrs['State'])} — expected running; {_role(name)}. "
-        f"Fix: {_fix(c)}\n  last log lines:\n{logs_tail(c)}"
-        for name, c in stopped
+def test_container_is_running(expected_container, stack_container, depends_on):
+    name, _ = expected_container
+    depends_on(exists_check(name))
+    c = stack_container(name)
+    state = c.attrs["State"]
+    if state.get("Status") in ("running", "restarting"):
+        return
+    fail(
+        Diagnosis(
+            display_name(name, c),
+            describe_state(state),
+            expected="running",
+            consequence=role(name),
+            fix=_fix(c),
+            logs=logs_tail(c),
+        )
     )
 
 
-def test_no_container_is_restarting(expected_containers, stack_container):
-    # A crash loop shows as 'restarting' or as a RestartCount that grows while we watch.
-    first = {
-        name: c.attrs["RestartCount"] for name, c in _present(expected_containers, stack_container)
-    }
-    time.sleep(3)
-    looping = []
-    for name, c in _present(expected_containers, stack_container):
-        count = c.attrs["RestartCount"]
-        if c.attrs["State"].get("Restarting") or count > first.get(name, count):
-            looping.append((name, c, count))
-    assert not looping, "\n".join(
-        f"{name}: restarting (restart count {count}, {describe_state(c.attrs['State'])}) — "
-        f"expected to stay up; {_role(name)} while it loops.\n  last log lines:\n{logs_tail(c)}"
-        for name, c, count in looping
+def _started_at(state: dict) -> datetime.datetime | None:
+    text = (state.get("StartedAt") or "").split(".")[0].rstrip("Z")
+    try:
+        return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+
+
+def test_container_is_not_crash_looping(expected_container, stack_container, profile, depends_on):
+    """A crash loop is a container its restart policy keeps restarting: RestartCount above
+    zero with a recent start, or restarting now. One that recovered long ago is not."""
+    name, _ = expected_container
+    depends_on(exists_check(name))
+    c = stack_container(name)
+    state = c.attrs["State"]
+    restarts = c.attrs.get("RestartCount", 0)
+    started = _started_at(state)
+    age = (datetime.datetime.now(datetime.UTC) - started).total_seconds() if started else None
+    window = profile.stability.recent_restart_s
+    looping = state.get("Restarting") or (restarts > 0 and age is not None and age < window)
+    if not looping:
+        return
+    fail(
+        Diagnosis(
+            display_name(name, c),
+            "is crash-looping",
+            observed=f"restart count {restarts}, last start {age:.0f} s ago"
+            if age is not None
+            else f"restart count {restarts}, {describe_state(state)}",
+            expected=f"no restart by its policy in the last {window:.0f} s",
+            consequence=f"{role(name)} each time it goes down",
+            fix=f"read its logs (docker logs {c.name}) and fix the cause; then {_fix(c)}",
+            logs=logs_tail(c),
+        )
     )
 
 
-def test_containers_with_healthcheck_are_healthy(expected_containers, stack_container, profile):
-    wants_check = {c.name for c in profile.containers if c.healthcheck} | {
-        f.container for f in profile.functions
-    }
-    problems = []
+def _health(c) -> dict:
+    return c.attrs["State"].get("Health") or {}
+
+
+def test_container_is_healthy(health_checked_container, stack_container, depends_on):
+    """Containers the profile says have a health check (the Nuclio dashboard and functions
+    probe http://127.0.0.1:8082/ready) must have one and pass it."""
+    name = health_checked_container
+    depends_on(exists_check(name))
+    c = stack_container(name)
+    if not (c.attrs["Config"].get("Healthcheck") or {}).get("Test"):
+        fail(
+            Diagnosis(
+                display_name(name, c),
+                "its image has no HEALTHCHECK",
+                expected="one (Nuclio images probe http://127.0.0.1:8082/ready)",
+                consequence="a hung process looks healthy",
+                fix="use the profile's image",
+            )
+        )
     deadline = time.monotonic() + 60
-    for name, c in _present(expected_containers, stack_container):
-        has_check = bool((c.attrs["Config"].get("Healthcheck") or {}).get("Test"))
-        if not has_check:
-            if name in wants_check:
-                problems.append(
-                    f"{name}: its image has no HEALTHCHECK, expected one (Nuclio images probe "
-                    "http://127.0.0.1:8082/ready) — a hung process would look healthy."
-                )
+    # 'starting' is not a verdict yet: wait, bounded, for the probe to decide.
+    while _health(c).get("Status") == "starting" and time.monotonic() < deadline:
+        time.sleep(1)
+        c.reload()
+    health = _health(c)
+    if health.get("Status") == "healthy":
+        return
+    last = (health.get("Log") or [{}])[-1]
+    fail(
+        Diagnosis(
+            display_name(name, c),
+            f"health {health.get('Status')!r}",
+            observed=f"failing streak {health.get('FailingStreak')}, last probe exit "
+            f"{last.get('ExitCode')}: {(last.get('Output') or '').strip()[:200]!r}",
+            expected="'healthy'",
+            consequence=role(name),
+            fix=f"docker logs {c.name}; {_fix(c)}",
+            logs=logs_tail(c),
+        )
+    )
+
+
+def test_other_health_checks_pass(stack_snapshot, expected_containers, profile):
+    """Any other stack container whose image brings a health check passes it."""
+    wanted = {c.name for c in profile.containers if c.healthcheck}
+    problems = []
+    for name in expected_containers:
+        c = stack_snapshot.find(name)
+        if c is None or name in wanted or name.startswith("nuclio-nuclio-"):
             continue
-        # 'starting' is not a verdict yet: wait, bounded, for the probe to decide.
-        while c.attrs["State"]["Health"]["Status"] == "starting" and time.monotonic() < deadline:
-            time.sleep(2)
-            c.reload()
-        health = c.attrs["State"]["Health"]
-        if health["Status"] != "healthy":
-            last = (health.get("Log") or [{}])[-1]
+        status = _health(c).get("Status")
+        if status not in (None, "healthy", "starting"):
             problems.append(
-                f"{name}: health {health['Status']!r} (failing streak {health.get('FailingStreak')}), "
-                f"expected 'healthy'; last probe exit {last.get('ExitCode')}: "
-                f"{(last.get('Output') or '').strip()[:200]!r} — {_role(name)}.\n"
-                f"  last log lines:\n{logs_tail(c)}"
+                Diagnosis(
+                    display_name(name, c),
+                    f"health {status!r}",
+                    expected="'healthy'",
+                    consequence=role(name),
+                    fix=f"docker logs {c.name}",
+                    logs=logs_tail(c),
+                )
             )
-    assert not problems, "\n".join(problems)
+    if problems:
+        fail(*problems)
 
 
-def test_container_images_match_profile(stack_container, profile):
-    wrong = []
-    for spec in profile.containers:
-        c = stack_container(spec.name)
-        if c is None or spec.image is None:
+def test_supervised_programs_are_running(
+    supervised_container, stack_container, profile, depends_on
+):
+    """supervisord restarts a crashing program inside the container, so the container's own
+    restart count never moves: `supervisorctl status` and supervisord's log show it."""
+    name = supervised_container
+    depends_on(exists_check(name))
+    depends_on(f"{THIS}test_container_is_running[{name}]")
+    c = stack_container(name)
+    code, out = exec_in(c, STATUS_CMD)
+    if missing_tool(code, out):
+        pytest.skip(
+            f"{name}: has no supervisorctl ({out.strip()[-120:]}), so its programs "
+            "cannot be read; CVAT's server image has it"
+        )
+    programs = parse_status(out)
+    if not programs:
+        fail(
+            Diagnosis(
+                display_name(name, c),
+                f"`{' '.join(STATUS_CMD)}` gave no program list (exit {code})",
+                observed=out.strip()[-300:],
+                expected="supervisord answering on its control socket, as in CVAT's images",
+                consequence="nothing in the container is supervised as CVAT expects",
+                fix=f"docker logs {c.name}; {_fix(c)}",
+                logs=logs_tail(c),
+            )
+        )
+    _, log = exec_in(c, MAINTAIL_CMD)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    crashed = recent(unexpected_exits(log), now, profile.stability.recent_restart_s)
+    problems = []
+    for p in programs:
+        if not p.required:
             continue
-        image = c.attrs["Config"].get("Image", "")
-        if image != spec.image:
-            wrong.append(
-                f"{spec.name}: image {image!r}, expected {spec.image!r} (profile {profile.name}). "
-                f"A different tag means a different CVAT/Nuclio release than the one verified. "
-                f"Fix: set the tag in the compose file (CVAT_VERSION=v{profile.cvat_version}) and "
-                f"{_fix(c)}"
+        if p.state != "RUNNING":
+            problems.append(
+                Diagnosis(
+                    display_name(name, c),
+                    f"supervisord program {p.name} is {p.state}",
+                    observed=p.detail,
+                    expected="RUNNING",
+                    consequence=f"{role(name)} ({p.name} is not running)",
+                    fix=f"docker logs {c.name} shows why; then docker restart {c.name}",
+                    logs=logs_tail(c),
+                )
             )
-    assert not wrong, "\n".join(wrong)
+        mine = [e for e in crashed if e.name == p.name]
+        if mine and p.state == "RUNNING":
+            problems.append(
+                Diagnosis(
+                    display_name(name, c),
+                    f"supervisord restarted {p.name} {len(mine)} time(s) in the last "
+                    f"{profile.stability.recent_restart_s:.0f} s",
+                    observed=f"last exit at {mine[-1].at:%H:%M:%S} UTC: {mine[-1].reason}",
+                    expected="no unexpected exit",
+                    consequence=f"{role(name)} while it is down, and work in flight is lost",
+                    fix=f"docker logs {c.name} around that time",
+                    logs=logs_tail(c),
+                )
+            )
+    if problems:
+        fail(*problems)
 
 
-def test_container_restart_policies_match_profile(stack_container, profile):
-    wrong = []
-    for spec in profile.containers:
-        c = stack_container(spec.name)
-        if c is None:
-            continue
-        policy = (c.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
-        if policy != spec.restart:
-            wrong.append(
-                f"{spec.name}: restart policy {policy!r}, expected {spec.restart!r} — after a "
-                f"reboot or a crash it stays down and {_role(spec.name)}. Fix: restart: "
-                f"{spec.restart} in its compose service, then {_fix(c)}"
-            )
-    assert not wrong, "\n".join(wrong)
+@pytest.mark.policy
+def test_container_image_matches_profile(imaged_container, stack_container, profile, depends_on):
+    spec = imaged_container
+    depends_on(exists_check(spec.name))
+    c = stack_container(spec.name)
+    image = c.attrs["Config"].get("Image", "")
+    if image == spec.image:
+        return
+    fail(
+        Diagnosis(
+            display_name(spec.name, c),
+            f"runs image {image!r}",
+            expected=f"{spec.image!r} (profile {profile.name})",
+            consequence="a different CVAT/Nuclio release than the one verified is running",
+            fix=f"set the tag in the compose file (CVAT_VERSION=v{profile.cvat_version}) and "
+            f"{_fix(c)}, or update the profile once the new release is verified",
+        )
+    )
+
+
+@pytest.mark.policy
+def test_container_restart_policy_matches_profile(
+    profiled_container, stack_container, profile, depends_on
+):
+    spec = profiled_container
+    depends_on(exists_check(spec.name))
+    c = stack_container(spec.name)
+    policy = (c.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
+    if policy == spec.restart:
+        return
+    fail(
+        Diagnosis(
+            display_name(spec.name, c),
+            f"restart policy {policy!r}",
+            expected=repr(spec.restart),
+            consequence=f"after a reboot or a crash it stays down and {role(spec.name)}",
+            fix=f"restart: {spec.restart} in its compose service, then {_fix(c)}",
+        )
+    )

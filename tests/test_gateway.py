@@ -4,9 +4,9 @@
 
 In cvat_server (pings) and cvat_worker_webhooks (events) CVAT sends webhooks through its own
 Smokescreen on 127.0.0.1:4750 to http://bridge.gateway:8000. Each container's Smokescreen
-must be alive, bridge.gateway must resolve to the platform's host gateway, the bridge must
-answer through the proxy, and Smokescreen must still refuse stack-private addresses (SSRF
-protection). SMOKESCREEN_OPTS is read only to explain a failure.
+must be alive, bridge.gateway must resolve to the host gateway (what Docker's host-gateway is
+on this engine), the bridge must answer through the proxy, and Smokescreen must still refuse
+stack-private addresses (SSRF protection). SMOKESCREEN_OPTS is read only to explain a failure.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import ipaddress
 
 import pytest
 
-from criobe_verify.probes import run_probe
+from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.gateway import platform_of_address
 from criobe_verify.smokescreen import allows, explain, fix_line
 
-pytestmark = pytest.mark.gateway
+pytestmark = [pytest.mark.gateway, pytest.mark.guide("step-8")]
 
 THIS = "tests/test_gateway.py::"
 ROLE = {
@@ -39,16 +40,16 @@ def _opts_text(opts) -> str:
 def _fatal_log_line(container) -> str:
     logs = container.logs(tail=200).decode("utf-8", "replace").splitlines()
     fatal = [line for line in logs if '"level":"fatal"' in line or "cannot be expanded" in line]
-    return f" Its log says: {fatal[-1].strip()}" if fatal else ""
+    return f"its log says: {fatal[-1].strip()}" if fatal else ""
 
 
 def test_smokescreen_is_listening(
-    gateway_container, stack_container, smokescreen_opts, gateway_ip, profile
+    gateway_container, container_named, smokescreen_opts, gateway_ip, profile, prober
 ):
-    container = stack_container(gateway_container)
+    container = container_named(gateway_container)
     proxy = profile.gateway.proxy
-    _, proc = run_probe(container, "process", "smokescreen")
-    _, port = run_probe(container, "listening", proxy)
+    proc = prober.run(container, "process", "smokescreen")
+    port = prober.run(container, "listening", proxy)
     if proc.get("ok") and port.get("ok"):
         return
     if smokescreen_opts is None:
@@ -67,28 +68,35 @@ def test_smokescreen_is_listening(
             "stopped or crashed; supervisord does not restart a Smokescreen that exited 0"
         )
     else:
-        cause = f"the process runs but {proxy} does not accept connections ({port.get('error')})"
-    pytest.fail(
-        f"{gateway_container}: no Smokescreen listening on {proxy} "
-        f"({'no smokescreen process' if not proc.get('ok') else 'process alive'}): {cause}.{_fatal_log_line(container)} "
-        f"{_role(gateway_container).capitalize()} from {gateway_container} fails with 502. Fix: "
-        + (
-            f"{fix_line(gateway_ip)} in {OVERLAY}, then docker compose up -d"
-            if smokescreen_opts is None or smokescreen_opts.fatal
-            else f"docker restart {gateway_container}"
-        ),
-        pytrace=False,
+        argv = " ".join(proc["processes"][0]["argv"]) if proc.get("processes") else ""
+        cause = (
+            f"the process runs ({argv}) but {proxy} does not accept connections "
+            f"({port.get('error')}): is it listening on another address or port?"
+        )
+    config_fix = smokescreen_opts is None or smokescreen_opts.fatal
+    fail(
+        Diagnosis(
+            gateway_container,
+            f"no Smokescreen listening on {proxy}",
+            observed="no smokescreen process" if not proc.get("ok") else "process alive",
+            why=" ".join(filter(None, [cause, _fatal_log_line(container)])),
+            expected=f"Smokescreen accepting on {proxy}",
+            consequence=f"{_role(gateway_container)} from {gateway_container} fails with 502",
+            fix=f"{fix_line(gateway_ip)} in {OVERLAY}, then docker compose up -d"
+            if config_fix
+            else f"docker restart {gateway_container}",
+        )
     )
 
 
 def test_bridge_gateway_resolves_to_platform_gateway(
-    gateway_container, stack_container, gateway_ip, profile
+    gateway_container, container_named, gateway_ip, profile, prober
 ):
-    container = stack_container(gateway_container)
+    container = container_named(gateway_container)
     hostname = profile.gateway.hostname
-    _, result = run_probe(container, "resolve", hostname)
+    result = prober.run(container, "resolve", hostname)
     addresses = result.get("addresses") or []
-    if addresses and addresses[0] == gateway_ip and len(addresses) == 1:
+    if addresses == [gateway_ip]:
         return
     extra = container.attrs["HostConfig"].get("ExtraHosts") or []
     mapping = [e for e in extra if e.split(":", 1)[0] == hostname]
@@ -100,32 +108,45 @@ def test_bridge_gateway_resolves_to_platform_gateway(
         )
     else:
         why = f"extra_hosts maps {mapping[0]!r}"
-    observed = ", ".join(addresses) if addresses else f"nothing ({result.get('error')})"
-    pytest.fail(
-        f"{gateway_container}: {hostname} resolves to {observed}, expected {gateway_ip} (the "
-        f"host gateway on this platform; --gateway-ip overrides); {why}. {_role(gateway_container).capitalize()} "
-        f"to http://{hostname}:{profile.gateway.port} fails. Fix: extra_hosts: "
-        f'["{hostname}:host-gateway"] on {gateway_container} in {OVERLAY}, then docker compose up -d',
-        pytrace=False,
+    other = [platform_of_address(a) for a in addresses if platform_of_address(a)]
+    if other and addresses[0] != gateway_ip:
+        why += f"; {addresses[0]} is the host gateway of {other[0]}, not of this engine"
+    fail(
+        Diagnosis(
+            gateway_container,
+            f"{hostname} resolves to "
+            + (", ".join(addresses) if addresses else f"nothing ({result.get('error')})"),
+            why=why,
+            expected=f"{gateway_ip} (what host-gateway is inside this engine's containers; "
+            "--gateway-ip overrides)",
+            consequence=f"{_role(gateway_container)} to http://{hostname}:{profile.gateway.port} "
+            "fails",
+            fix=f'extra_hosts: ["{hostname}:host-gateway"] on {gateway_container} in {OVERLAY}, '
+            "then docker compose up -d",
+        )
     )
 
 
 def test_bridge_answers_through_smokescreen(
-    gateway_container, stack_container, smokescreen_opts, gateway_ip, profile, depends_on
+    gateway_container, container_named, smokescreen_opts, gateway_ip, profile, prober, depends_on
 ):
     depends_on(f"{THIS}test_smokescreen_is_listening[{gateway_container}]")
     depends_on(f"{THIS}test_bridge_gateway_resolves_to_platform_gateway[{gateway_container}]")
     g = profile.gateway
     url = f"http://{g.hostname}:{g.port}{g.path}"
-    _, r = run_probe(stack_container(gateway_container), "proxy_get", g.proxy, url)
+    r = prober.run(container_named(gateway_container), "proxy_get", g.proxy, url)
     if r.get("ok") and r["status"] == 200:
         return
     if not r.get("ok"):
-        what = f"failed: {r.get('error')}"
+        what, observed = "failed", r.get("error", "")
     else:
-        what = f"was refused: {r['status']} {(r.get('error_header') or r['body'].strip())[:300]!r}"
+        detail = (r.get("error_header") or r["body"].strip())[:300]
+        what, observed = "was refused", f"{r['status']} {detail!r}"
     if r.get("status") == 407 and smokescreen_opts is not None:
-        why = f"SMOKESCREEN_OPTS is {_opts_text(smokescreen_opts)}: {explain(smokescreen_opts, gateway_ip, g.port)}"
+        why = (
+            f"SMOKESCREEN_OPTS is {_opts_text(smokescreen_opts)}: "
+            f"{explain(smokescreen_opts, gateway_ip, g.port)}"
+        )
     elif r.get("status") == 502:
         why = (
             f"Smokescreen let it through but nothing answered at {gateway_ip}:{g.port}: is the "
@@ -133,32 +154,38 @@ def test_bridge_answers_through_smokescreen(
         )
     else:
         why = f"SMOKESCREEN_OPTS is {_opts_text(smokescreen_opts)}"
-    pytest.fail(
-        f"{gateway_container}: a request through Smokescreen ({g.proxy}) to {g.hostname}:{g.port} "
-        f"{what}. {why} — expected --allow-address={gateway_ip}, so {_role(gateway_container)} "
-        f"to the bridge fails. Fix: {fix_line(gateway_ip)} on {gateway_container} in {OVERLAY}",
-        pytrace=False,
+    fail(
+        Diagnosis(
+            gateway_container,
+            f"a request through Smokescreen ({g.proxy}) to {g.hostname}:{g.port} {what}",
+            observed=observed,
+            why=why,
+            expected=f"--allow-address={gateway_ip}",
+            consequence=f"{_role(gateway_container)} to the bridge fails",
+            fix=f"{fix_line(gateway_ip)} on {gateway_container} in {OVERLAY}",
+        )
     )
 
 
 def test_smokescreen_refuses_private_address(
     gateway_container,
-    stack_container,
+    container_named,
     stack_network_ip,
     smokescreen_opts,
     gateway_ip,
     profile,
+    prober,
     depends_on,
 ):
     depends_on(f"{THIS}test_smokescreen_is_listening[{gateway_container}]")
     g = profile.gateway
     ip = stack_network_ip(g.private_target)
     url = f"http://{ip}:{g.private_port}/"
-    _, r = run_probe(stack_container(gateway_container), "proxy_get", g.proxy, url)
+    r = prober.run(container_named(gateway_container), "proxy_get", g.proxy, url)
     header = (r.get("error_header") or "") if r.get("ok") else ""
     if r.get("ok") and r["status"] == 407 and "Deny: Private Range" in header:
         return
-    observed = f"{r['status']} {header[:200]!r}" if r.get("ok") else r.get("error")
+    observed = f"{r['status']} {header[:200]!r}" if r.get("ok") else r.get("error", "")
     reason = ""
     if smokescreen_opts is not None:
         addr = ipaddress.ip_address(ip)
@@ -168,16 +195,21 @@ def test_smokescreen_refuses_private_address(
             if addr in ipaddress.ip_network(x, strict=False)
         ]
         if smokescreen_opts.unsafe_allow_private_ranges:
-            reason = " --unsafe-allow-private-ranges turns the protection off."
+            reason = "--unsafe-allow-private-ranges turns the protection off"
         elif covering:
-            reason = f" --allow-range={covering[0]} covers the stack network."
+            reason = f"--allow-range={covering[0]} covers the stack network"
         elif allows(smokescreen_opts, ip, g.private_port):
-            reason = f" --allow-address admits {ip}."
-    pytest.fail(
-        f"{gateway_container}: Smokescreen ({g.proxy}) answered {observed} for {url} "
-        f"({g.private_target}), expected 407 'Deny: Private Range'. SMOKESCREEN_OPTS is "
-        f"{_opts_text(smokescreen_opts)}.{reason} SSRF protection is off: a webhook target URL "
-        f"can reach CVAT's database and every container of the stack. Fix: allow only the "
-        f"gateway: {fix_line(gateway_ip)} in {OVERLAY}",
-        pytrace=False,
+            reason = f"--allow-address admits {ip}"
+    fail(
+        Diagnosis(
+            gateway_container,
+            f"Smokescreen ({g.proxy}) answered a request to {url} ({g.private_target})",
+            observed=observed,
+            why=f"SMOKESCREEN_OPTS is {_opts_text(smokescreen_opts)}"
+            + (f"; {reason}" if reason else ""),
+            expected="407 'Deny: Private Range'",
+            consequence="SSRF protection is off: a webhook target URL can reach CVAT's database "
+            "and every container of the stack",
+            fix=f"allow only the gateway: {fix_line(gateway_ip)} in {OVERLAY}",
+        )
     )

@@ -1,20 +1,25 @@
 """Services layer (CVAT part): the API answers as CVAT 2.29.0 does, with the bridge's own
-credentials, and the webhooks worker is there to deliver events.
+credentials, the bridge's cvat-sdk supports the server, and the webhooks worker takes jobs
+from its queue.
 
     pytest -m services
 
 The bridge logs in to CVAT with CVAT_USER/CVAT_PWD (or CVAT_USERNAME/CVAT_PASSWORD, the
-other documented set) from bridge/.env and calls it at CVAT_URL: both are checked as the
-bridge uses them, from inside the bridge container.
+other documented set) from bridge/.env and calls it at CVAT_URL with its own cvat-sdk: all of
+it is checked as the bridge uses it, from inside the bridge container.
 """
 
 from __future__ import annotations
+
+import time
 
 import httpx
 import pytest
 from packaging import version as pv
 
-from criobe_verify.probes import run_probe
+from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.probes import ProbeUnavailable
+from criobe_verify.waiting import WaitTimeout, wait_until
 from fixtures.cvat import LOGIN_TEST, cvat_client, login
 
 pytestmark = pytest.mark.services
@@ -24,123 +29,253 @@ def _about(profile) -> dict:
     with cvat_client(profile) as client:
         r = client.get("/api/server/about")
     if r.status_code != 200:
-        pytest.fail(f"cvat_server: GET /api/server/about answered {r.status_code}", pytrace=False)
+        fail(Diagnosis("cvat_server", f"GET /api/server/about answered {r.status_code}"))
     return r.json()
 
 
-def test_cvat_reports_the_profiles_version(profile):
-    about = _about(profile)
-    assert about.get("version") == profile.cvat_version, (
-        f"cvat_server: /api/server/about reports version {about.get('version')!r}, expected "
-        f"{profile.cvat_version!r} (profile {profile.name}): the CRIOBE bridge and functions "
-        f"are verified against CVAT {profile.cvat_version}. Fix: CVAT_VERSION=v{profile.cvat_version} "
-        "docker compose ... up -d (or update the profile after verifying the new version)."
-    )
-
-
-def test_cvat_health_reports_every_backend_working(profile):
+def _health(profile) -> tuple[int, dict]:
     with cvat_client(profile) as client:
         r = client.get("/api/server/health/", params={"format": "json"})
     try:
         checks = r.json()
     except ValueError:
         checks = {}
-    broken = {k: v for k, v in checks.items() if v != "working"} if isinstance(checks, dict) else {}
-    assert r.status_code == 200 and checks and not broken, (
-        f"cvat_server: GET /api/server/health/?format=json answered {r.status_code}; "
-        + (
-            "; ".join(f"{k}: {v!r}" for k, v in broken.items())
-            if broken
-            else f"body {r.text[:300]!r}"
+    return r.status_code, checks if isinstance(checks, dict) else {}
+
+
+@pytest.mark.policy
+@pytest.mark.guide("post-install")
+def test_cvat_reports_the_profiles_version(profile):
+    about = _about(profile)
+    if about.get("version") == profile.cvat_version:
+        return
+    fail(
+        Diagnosis(
+            "cvat_server",
+            f"/api/server/about reports version {about.get('version')!r}",
+            expected=f"{profile.cvat_version!r} (profile {profile.name})",
+            consequence=f"the CRIOBE bridge and functions are verified against CVAT "
+            f"{profile.cvat_version}, not this release",
+            fix=f"CVAT_VERSION=v{profile.cvat_version} docker compose ... up -d, or update the "
+            "profile after verifying the new version",
         )
-        + (
-            " — CVAT cannot reach its database (cvat_db): nothing can be read or saved. "
-            "Fix: docker compose ... up -d cvat_db; docker logs cvat_db"
-            if "DatabaseBackend" in broken
-            else ""
-        )
-        + (
-            " — a cache backend (Redis) is down: queues and frames fail. Fix: check "
-            "cvat_redis_inmem / cvat_redis_ondisk"
-            if any(k.startswith("Cache backend") for k in broken)
-            else ""
-        )
-        + (" — Docker's disk is ≥ 90 % full." if "DiskUsage" in broken else "")
     )
 
 
+@pytest.mark.guide("post-install")
+def test_cvat_health_reports_every_backend_working(profile):
+    status, checks = _health(profile)
+    broken = {k: v for k, v in checks.items() if v != "working"}
+    if status == 200 and checks and not broken:
+        return
+    consequence = "CVAT cannot serve its users"
+    fix = "docker logs cvat_server"
+    if "DatabaseBackend" in broken:
+        consequence = "CVAT cannot reach its database (cvat_db): nothing can be read or saved"
+        fix = "docker compose ... up -d cvat_db; docker logs cvat_db"
+    elif any(k.startswith("Cache backend") for k in broken):
+        consequence = "a cache backend (Redis) is down: queues and frames fail"
+        fix = "check cvat_redis_inmem / cvat_redis_ondisk"
+    elif "DiskUsage" in broken:
+        consequence = "Docker's disk is ≥ 90 % full"
+        fix = "free disk space on Docker's root"
+    fail(
+        Diagnosis(
+            "cvat_server",
+            f"GET /api/server/health/?format=json answered {status}",
+            observed="; ".join(f"{k}: {v!r}" for k, v in broken.items()) or "no checks",
+            expected="every backend 'working'",
+            consequence=consequence,
+            fix=fix,
+        )
+    )
+
+
+@pytest.mark.guide("step-2", "step-4")
 def test_cvat_accepts_the_bridge_credentials(profile, bridge_credentials):
     with cvat_client(profile) as client:
         r = login(client, bridge_credentials)
     c = bridge_credentials
-    assert r.status_code == 200 and "key" in r.json(), (
-        f"bridge: CVAT refuses the credentials in the bridge's environment ({c.user_var}="
-        f"{c.username!r}, {c.password_var}=[REDACTED]): POST /api/auth/login answered "
-        f"{r.status_code} {r.text[:200]!r}. Every webhook the bridge handles fails when it "
-        f"calls CVAT. Fix: set {c.password_var} in bridge/.env to the password of CVAT user "
-        f"{c.username!r} (the admin created after install), then docker compose ... up -d bridge."
+    try:
+        key = r.json().get("key") if r.status_code == 200 else None
+    except (ValueError, AttributeError):
+        key = None
+    if key:
+        return
+    if r.status_code >= 500:
+        status, checks = _health(profile)
+        broken = {k: v for k, v in checks.items() if v != "working"}
+        fail(
+            Diagnosis(
+                "cvat_server",
+                f"POST /api/auth/login answered {r.status_code}: a server error, not a verdict "
+                "on the credentials",
+                observed=f"health {status}: "
+                + ("; ".join(f"{k}: {v!r}" for k, v in broken.items()) or "all working"),
+                expected="200 with a token",
+                consequence="nobody can log in, the bridge included",
+                fix="fix the failing backend (see the health check); docker logs cvat_server",
+            )
+        )
+    fail(
+        Diagnosis(
+            "bridge",
+            "CVAT refuses the credentials in the bridge's environment",
+            observed=f"{c.user_var}={c.username!r}, {c.password_var}=[REDACTED]: POST "
+            f"/api/auth/login answered {r.status_code} {r.text[:200]!r}",
+            expected="a token for the admin created after install",
+            consequence="every webhook the bridge handles fails when it calls CVAT",
+            fix=f"set {c.password_var} in bridge/.env to the password of CVAT user "
+            f"{c.username!r}, then docker compose ... up -d bridge",
+        )
     )
 
 
-def test_bridge_user_is_a_cvat_admin(cvat_api, bridge_credentials, depends_on):
+@pytest.mark.guide("step-4")
+def test_bridge_user_is_a_cvat_admin(cvat_api, depends_on):
+    """CVAT's permissions read the user's groups: is_staff or is_superuser alone grant
+    nothing there; membership of the `admin` group does."""
     depends_on(LOGIN_TEST)
     me = cvat_api.get("/api/users/self").json()
-    assert me.get("is_superuser") or me.get("is_staff"), (
-        f"cvat_server: the bridge's user {me.get('username')!r} is not an admin "
-        f"(is_superuser={me.get('is_superuser')}, is_staff={me.get('is_staff')}): the bridge "
-        "creates tasks in every project and reads every job, which a regular user cannot (403). "
-        "Fix: docker exec -it cvat_server bash -ic 'python3 ~/manage.py createsuperuser' and "
-        "put that user in bridge/.env."
+    groups = me.get("groups") or []
+    if "admin" in groups:
+        return
+    fail(
+        Diagnosis(
+            "cvat_server",
+            f"the bridge's user {me.get('username')!r} is not in CVAT's admin group",
+            observed=f"groups {groups}, is_superuser={me.get('is_superuser')}, "
+            f"is_staff={me.get('is_staff')}",
+            why="CVAT decides privileges by group membership, not by the Django flags",
+            expected="'admin' in groups",
+            consequence="the bridge cannot create tasks in every project nor read every job (403)",
+            fix="docker exec -it cvat_server bash -ic 'python3 ~/manage.py createsuperuser' "
+            "and put that user in bridge/.env, or add the user to the admin group in "
+            "CVAT's admin page (/admin)",
+        )
     )
 
 
-def test_cvat_sdk_supports_the_server_version(profile):
-    from cvat_sdk.core.client import Client
-
+@pytest.mark.guide("step-7")
+def test_bridge_cvat_sdk_supports_the_server_version(profile, container_named, prober):
+    """The client that talks to CVAT is the bridge's own cvat-sdk, not the suite's."""
+    try:
+        sdk = prober.run(container_named("bridge"), "cvat_sdk_window")
+    except ProbeUnavailable as exc:
+        pytest.skip(f"cannot read the bridge's cvat-sdk: {exc}")
     server = pv.Version(_about(profile)["version"])
-    supported = Client.SUPPORTED_SERVER_VERSIONS
-    ok = any((server.major, server.minor) == (v.major, v.minor) for v in supported)
-    assert ok, (
-        f"cvat-sdk {pv.Version(__import__('cvat_sdk').__version__)} supports CVAT "
-        f"{', '.join(f'{v.major}.{v.minor}' for v in supported)}; the server is {server}. "
-        "Fix: install the cvat-sdk whose version matches the server (pip install cvat-sdk=="
-        f"{server})."
+    if not sdk.get("ok"):
+        fail(
+            Diagnosis(
+                "bridge",
+                "has no importable cvat-sdk",
+                observed=sdk.get("error", ""),
+                expected="cvat-sdk installed in the bridge's image",
+                consequence="the bridge cannot talk to CVAT",
+                fix=f"pip install cvat-sdk=={server} in the bridge's image",
+            )
+        )
+    supported = [pv.Version(v) for v in sdk["supported"]]
+    if any((server.major, server.minor) == (v.major, v.minor) for v in supported):
+        return
+    fail(
+        Diagnosis(
+            "bridge",
+            f"its cvat-sdk {sdk['version']} ({sdk['file']}) supports CVAT "
+            + ", ".join(f"{v.major}.{v.minor}" for v in supported),
+            observed=f"the server is {server}",
+            expected=f"an SDK whose window covers {server.major}.{server.minor}",
+            consequence="the SDK warns and may misread the server's answers",
+            fix=f"pip install cvat-sdk=={server} in the bridge's image, then rebuild it "
+            "(docker compose ... up -d --build bridge)",
+        )
     )
 
 
-def test_bridge_cvat_url_is_accepted_by_cvat(bridge_env, stack_container):
+@pytest.mark.guide("step-2", "step-7")
+def test_bridge_cvat_url_is_accepted_by_cvat(bridge_env, container_named, prober):
     url = bridge_env.get("CVAT_URL")
-    assert url, "bridge: CVAT_URL is not set in its environment (bridge/.env)"
-    _, r = run_probe(stack_container("bridge"), "http_get", url.rstrip("/") + "/api/server/about")
+    if not url:
+        fail(
+            Diagnosis(
+                "bridge",
+                "CVAT_URL is not set in its environment",
+                expected="CVAT_URL=http://cvat-server:8080 in bridge/.env",
+                consequence="the bridge cannot reach CVAT",
+                fix="set it in bridge/.env",
+            )
+        )
+    target = url.rstrip("/") + "/api/server/about"
+    r = prober.run(container_named("bridge"), "http_get", target)
+    if r.get("ok") and r.get("status") == 200:
+        return
     host = httpx.URL(url).host
-    ok = r.get("ok") and r.get("status") == 200
-    assert ok, (
-        f"bridge: GET {url}/api/server/about from inside the bridge "
-        + (
-            f"answered {r['status']} {r['body'][:120]!r}"
-            if r.get("ok")
-            else f"failed: {r.get('error')}"
-        )
-        + (
-            f". {host!r} contains '_', which Django's host validation refuses even with "
-            "ALLOWED_HOSTS='*' (DisallowedHost, 400): use the alias cvat-server. "
+    fail(
+        Diagnosis(
+            "bridge",
+            f"GET {target} from inside the bridge "
+            + (f"answered {r['status']}" if r.get("ok") else "failed"),
+            observed=repr(r.get("body", ""))[:120] if r.get("ok") else r.get("error", ""),
+            why=f"{host!r} contains '_', which Django's host validation refuses even with "
+            "ALLOWED_HOSTS='*' (DisallowedHost, 400): use the alias cvat-server"
             if "_" in host
-            else ". "
+            else "",
+            expected="200 from CVAT",
+            consequence="every call the bridge makes to CVAT fails",
+            fix="CVAT_URL=http://cvat-server:8080 in bridge/.env"
+            + (f", or add {host!r} to ALLOWED_HOSTS on cvat_server" if "_" not in host else ""),
         )
-        + "Every call the bridge makes to CVAT fails. Fix: CVAT_URL=http://cvat-server:8080 in "
-        "bridge/.env"
-        + (f", or add {host!r} to ALLOWED_HOSTS on cvat_server" if "_" not in host else "")
-        + "."
     )
 
 
-def test_webhooks_worker_consumes_the_webhooks_queue(stack_container):
-    container = stack_container("cvat_worker_webhooks")
-    _, procs = run_probe(container, "processes_with", "webhooks")
-    workers = [p for p in procs.get("processes", []) if any("rq" in w for w in p["argv"][:4])]
-    assert workers, (
-        "cvat_worker_webhooks: the container runs but no RQ worker consumes the 'webhooks' "
-        f"queue (processes: {[' '.join(p['argv'])[:80] for p in procs.get('processes', [])]}). "
-        "CVAT queues every webhook event there, so none is delivered (pings still work: "
-        "cvat_server sends those itself). Fix: docker restart cvat_worker_webhooks"
+@pytest.mark.guide("post-install")
+def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
+    cvat_api, cvat_scratch, profile, container_named, prober, depends_on
+):
+    """A job really enqueued on `webhooks` and really consumed: an event's delivery record
+    exists only once cvat_worker_webhooks ran the job (whatever the target answered)."""
+    depends_on(LOGIN_TEST)
+    g = profile.gateway
+    project = cvat_scratch.project()
+    webhook = cvat_scratch.webhook(
+        project["id"], f"http://{g.hostname}:{g.port}{g.path}", ["update:project"]
+    )
+    r = cvat_api.patch(f"/api/projects/{project['id']}", json={"name": project["name"] + "-x"})
+    if r.status_code != 200:
+        fail(
+            Diagnosis(
+                "cvat_server", f"PATCH /api/projects/{project['id']} answered {r.status_code}"
+            )
+        )
+    started = time.monotonic()
+
+    def delivered() -> tuple[bool, str]:
+        deliveries = cvat_scratch.deliveries(webhook["id"])
+        return bool(deliveries), f"{len(deliveries)} deliveries"
+
+    try:
+        wait_until(delivered, timeout=30, what="the update:project delivery", interval=0.5)
+        return
+    except WaitTimeout:
+        pass
+    worker = container_named("cvat_worker_webhooks")
+    procs = prober.run(worker, "processes_with", "webhooks").get("processes", [])
+    shown = "; ".join(
+        f"pid {p['pid']} state {p['state']}: {' '.join(p['argv'])[:90]}" for p in procs
+    )
+    stopped = [p for p in procs if p["state"] == "T"]
+    fail(
+        Diagnosis(
+            "cvat_worker_webhooks",
+            f"no RQ worker took the update:project job from the 'webhooks' queue in "
+            f"{time.monotonic() - started:.0f} s",
+            observed=f"processes: {shown or 'none with webhooks in their command line'}",
+            why="its worker process is stopped (state T): alive, but taking no job"
+            if stopped
+            else "",
+            expected="a delivery record within seconds",
+            consequence="every webhook event stays queued, so the pipeline never chains (pings "
+            "still work: cvat_server sends those itself)",
+            fix="docker restart cvat_worker_webhooks; docker logs cvat_worker_webhooks",
+        )
     )

@@ -3,7 +3,9 @@
     pytest -m webhooks
 
 A ping is sent by cvat_server itself; events (update:job, update:task) are queued and sent by
-cvat_worker_webhooks, each through its own Smokescreen: both paths are exercised. Everything
+cvat_worker_webhooks, each through its own Smokescreen: both paths are exercised. A delivery
+"reached the bridge" when its recorded answer is the bridge's own, i.e. equals what a direct
+POST to the bridge from inside cvat_cvat gets, not Smokescreen's 407/502/504. Everything
 created carries the run prefix and is deleted at the end.
 """
 
@@ -11,45 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
 import json
 import secrets
-import threading
-import time
 
 import pytest
+
+from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.webhooks
 
 THIS = "tests/test_webhooks.py::"
-
-
-def _deliveries(cvat_api, webhook_id: int) -> list[dict]:
-    # Read raw: a delivery's `response` is text, which cvat-sdk's typed models reject.
-    r = cvat_api.get(f"/api/webhooks/{webhook_id}/deliveries", params={"page_size": 100})
-    assert r.status_code == 200, f"GET deliveries answered {r.status_code}: {r.text[:200]}"
-    return r.json()["results"]
-
-
-def _create_webhook(
-    cvat_api, project_id: int, target: str, events: list[str], secret: str = ""
-) -> dict:
-    body = {
-        "target_url": target,
-        "description": "criobe-verify",
-        "type": "project",
-        "content_type": "application/json",
-        "secret": secret,
-        "is_active": True,
-        "enable_ssl": False,
-        "events": events,
-        "project_id": project_id,
-    }
-    r = cvat_api.post("/api/webhooks", json=body)
-    assert r.status_code == 201, (
-        f"cvat_server: POST /api/webhooks answered {r.status_code}: {r.text[:300]}"
-    )
-    return r.json()
+PING_TEST = f"{THIS}test_webhook_ping_reaches_the_bridge"
+SMOKESCREEN_STATUSES = {407: "Smokescreen refused it", 502: "Smokescreen could not connect",
+                        504: "Smokescreen timed out"}  # fmt: skip
 
 
 def _describe(delivery: dict) -> str:
@@ -57,130 +34,194 @@ def _describe(delivery: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def bridge_webhook(cvat_api, cvat_scratch, profile):
+def bridge_webhook(cvat_scratch, profile):
     g = profile.gateway
     project = cvat_scratch.project()
     target = f"http://{g.hostname}:{g.port}{g.path}"
-    webhook = _create_webhook(cvat_api, project["id"], target, ["update:job", "update:task"])
+    webhook = cvat_scratch.webhook(project["id"], target, ["update:job", "update:task"])
     return project, webhook, {}
 
 
-def test_webhook_ping_reaches_the_bridge(cvat_api, bridge_webhook):
-    _, webhook, seen = bridge_webhook
-    r = cvat_api.post(f"/api/webhooks/{webhook['id']}/ping")
-    assert r.status_code == 200, f"cvat_server: ping answered {r.status_code}: {r.text[:300]}"
-    delivery = r.json()
-    seen["ping"] = delivery
-    assert delivery["status_code"] == 200, (
-        f"cvat_server: the ping of a webhook to {webhook['target_url']} was delivered with "
-        f"{_describe(delivery)}, expected 200. cvat_server sends pings through its own "
-        "Smokescreen: "
-        + (
-            "407 is Smokescreen refusing the gateway (check SMOKESCREEN_OPTS on cvat_server). "
-            if delivery["status_code"] == 407
-            else "502/504 means nothing answered at bridge.gateway:8000 in time. "
+@pytest.fixture(scope="module")
+def bridge_direct_answer(container_named, prober, profile) -> dict:
+    """What the bridge answers a webhook-like POST sent straight to it on cvat_cvat."""
+    g = profile.gateway
+    url = f"http://bridge:8000{g.path}"
+    r = prober.run(container_named("cvat_server"), "http_request", "POST", url, "", "{}")
+    if not r.get("ok"):
+        fail(
+            Diagnosis(
+                "bridge",
+                f"a POST to {url} from inside cvat_server failed",
+                observed=r.get("error", ""),
+                consequence="the bridge cannot be reached on the stack network",
+            )
         )
-        + "Fix: see the gateway layer's checks for cvat_server."
+    return {"status": r["status"], "body": r["body"], "url": url}
+
+
+def _reached_bridge(delivery: dict, direct: dict) -> bool:
+    return delivery["status_code"] == direct["status"] and (
+        str(delivery.get("response") or "").strip() == direct["body"].strip()
     )
 
 
-def test_job_update_event_is_delivered_to_the_bridge(cvat_api, cvat_scratch, bridge_webhook):
+def _not_the_bridge(delivery: dict, direct: dict, sender: str, path: str) -> Diagnosis:
+    status = delivery["status_code"]
+    return Diagnosis(
+        sender,
+        f"the delivery to {path} did not come back from the bridge",
+        observed=_describe(delivery),
+        why=SMOKESCREEN_STATUSES.get(status, "another answer than the bridge's own")
+        + f" (a direct POST to the bridge answers {direct['status']} {direct['body'][:80]!r})",
+        expected="the bridge's own answer",
+        consequence="CVAT's webhooks never reach the bridge, so nothing is automated",
+        fix=f"see the gateway layer's checks for {sender} (SMOKESCREEN_OPTS, bridge.gateway)",
+    )
+
+
+@pytest.mark.guide("post-install")
+def test_webhook_ping_reaches_the_bridge(cvat_api, bridge_webhook, bridge_direct_answer):
+    _, webhook, seen = bridge_webhook
+    r = cvat_api.post(f"/api/webhooks/{webhook['id']}/ping")
+    if r.status_code != 200:
+        fail(Diagnosis("cvat_server", f"ping answered {r.status_code}", observed=r.text[:300]))
+    delivery = seen["ping"] = r.json()
+    if not _reached_bridge(delivery, bridge_direct_answer):
+        fail(_not_the_bridge(delivery, bridge_direct_answer, "cvat_server", webhook["target_url"]))
+
+
+@pytest.mark.guide("post-install")
+def test_webhook_ping_shows_200_as_the_guide_expects(
+    bridge_webhook, profile, report_note, depends_on
+):
+    """The guide's own check: the ping of a webhook on /health shows 200. Whether the real
+    bridge's /health accepts POST is unknown; the profile says whether a 405 fails."""
+    depends_on(PING_TEST)
+    _, webhook, seen = bridge_webhook
+    status = seen["ping"]["status_code"]
+    if status == 200:
+        return
+    if status == 405 and not profile.bridge.health_accepts_post:
+        report_note(
+            "The bridge's /health is GET-only (405 to the ping's POST); the profile accepts "
+            "that (bridge.health_accepts_post = false)."
+        )
+        return
+    fail(
+        Diagnosis(
+            "bridge",
+            f"the ping of a webhook to {webhook['target_url']} shows {status}",
+            observed=_describe(seen["ping"]),
+            why="405: /health accepts GET only; the guide expects its ping to show 200"
+            if status == 405
+            else "",
+            expected="200, as the install guide's post-installation check says",
+            consequence="the guide's verification step fails for the lab",
+            fix="let /health accept POST in the bridge, or set bridge.health_accepts_post = "
+            "false in the profile if a GET-only /health is intended",
+        )
+    )
+
+
+@pytest.mark.guide("post-install")
+def test_job_update_event_is_delivered_to_the_bridge(
+    cvat_api, cvat_scratch, bridge_webhook, bridge_direct_answer
+):
     project, webhook, seen = bridge_webhook
     _, job = cvat_scratch.task_with_one_job(project["id"])
     r = cvat_api.patch(f"/api/jobs/{job['id']}", json={"state": "in progress"})
-    assert r.status_code == 200, (
-        f"cvat_server: PATCH /api/jobs/{job['id']} answered {r.status_code}"
-    )
-    deadline = time.monotonic() + 30
-    delivery = None
-    while time.monotonic() < deadline and delivery is None:
-        delivery = next(
-            (d for d in _deliveries(cvat_api, webhook["id"]) if d["event"] == "update:job"), None
+    if r.status_code != 200:
+        fail(Diagnosis("cvat_server", f"PATCH /api/jobs/{job['id']} answered {r.status_code}"))
+    found: dict = {}
+
+    def delivered() -> tuple[bool, str]:
+        found["d"] = next(
+            (d for d in cvat_scratch.deliveries(webhook["id"]) if d["event"] == "update:job"),
+            None,
         )
-        if delivery is None:
-            time.sleep(1)
-    assert delivery is not None, (
-        f"cvat_worker_webhooks: no update:job delivery for webhook {webhook['id']} 30 s after "
-        f"PATCH /api/jobs/{job['id']} {{'state': 'in progress'}}: events are queued on RQ "
-        "queue 'webhooks' and only cvat_worker_webhooks sends them. Fix: docker logs "
-        "cvat_worker_webhooks; docker restart cvat_worker_webhooks"
-    )
-    ping = seen.get("ping")
-    ping_text = (
-        f"the ping from cvat_server was delivered with {ping['status_code']}"
-        if ping
-        else "no ping was sent"
-    )
-    assert delivery["status_code"] == 200, (
-        f"cvat_worker_webhooks: the update:job event to {webhook['target_url']} was delivered "
-        f"with {_describe(delivery)}, expected 200, while {ping_text}. Events go through "
-        "cvat_worker_webhooks' own Smokescreen"
-        + (
-            ": a 407 there with a 200 ping means SMOKESCREEN_OPTS allows the gateway on "
-            "cvat_server but not on cvat_worker_webhooks. Fix: SMOKESCREEN_OPTS: "
-            '"--allow-address=<gateway>" on cvat_worker_webhooks in bridge/docker-compose.bridge.yml'
-            if delivery["status_code"] == 407
-            else ". Fix: docker logs cvat_worker_webhooks"
-        )
-    )
+        return found["d"] is not None, "no update:job delivery yet"
 
-
-class _Receiver(http.server.ThreadingHTTPServer):
-    """A one-purpose webhook receiver on the host, reached by containers at the gateway."""
-
-    def __init__(self, address: str) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:
-                body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
-                self.requests.append((dict(handler.headers.items()), body))
-                handler.send_response(200)
-                handler.send_header("Content-Type", "application/json")
-                handler.end_headers()
-                handler.wfile.write(b'{"status":"received"}')
-
-            def log_message(handler, *args) -> None:
-                pass
-
-        super().__init__((address, 0), Handler)
-
-
-@pytest.fixture
-def receiver(gateway_ip):
     try:
-        server = _Receiver(gateway_ip)  # the docker0 address on Linux: not on public interfaces
-    except OSError:
-        server = _Receiver("0.0.0.0")  # Docker Desktop: the gateway is not a host address
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+        wait_until(delivered, timeout=30, what="the update:job delivery", interval=0.5)
+    except WaitTimeout:
+        fail(
+            Diagnosis(
+                "cvat_worker_webhooks",
+                f"no update:job delivery for webhook {webhook['id']} 30 s after PATCH "
+                f"/api/jobs/{job['id']} {{'state': 'in progress'}}",
+                why="events are queued on RQ queue 'webhooks' and only cvat_worker_webhooks "
+                "sends them",
+                expected="a delivery within seconds",
+                consequence="no job or task event reaches the bridge",
+                fix="docker logs cvat_worker_webhooks; docker restart cvat_worker_webhooks",
+            )
+        )
+    delivery = found["d"]
+    if _reached_bridge(delivery, bridge_direct_answer):
+        return
+    ping = seen.get("ping")
+    diagnosis = _not_the_bridge(
+        delivery, bridge_direct_answer, "cvat_worker_webhooks", webhook["target_url"]
+    )
+    if ping and ping["status_code"] != delivery["status_code"]:
+        diagnosis = Diagnosis(
+            "cvat_worker_webhooks",
+            f"the update:job event to {webhook['target_url']} was delivered with "
+            f"{_describe(delivery)}, while the ping from cvat_server was delivered with "
+            f"{ping['status_code']}",
+            why="events go through cvat_worker_webhooks' own Smokescreen"
+            + (
+                ": a 407 there with a working ping means SMOKESCREEN_OPTS allows the gateway "
+                "on cvat_server but not on cvat_worker_webhooks"
+                if delivery["status_code"] == 407
+                else ""
+            ),
+            expected="the bridge's own answer",
+            consequence="every job and task event is lost, so the pipeline never chains",
+            fix='SMOKESCREEN_OPTS: "--allow-address=<gateway>" on cvat_worker_webhooks in '
+            "bridge/docker-compose.bridge.yml",
+        )
+    fail(diagnosis)
 
 
+@pytest.mark.guide("step-2", "post-install")
 def test_signed_delivery_verifies_against_the_raw_body(
-    cvat_api, cvat_scratch, receiver, profile, depends_on
+    cvat_api, cvat_scratch, webhook_receiver, profile, depends_on
 ):
-    depends_on(f"{THIS}test_webhook_ping_reaches_the_bridge")
+    depends_on(PING_TEST)
     project = cvat_scratch.project()
     secret = secrets.token_hex(16)
-    port = receiver.server_address[1]
-    target = f"http://{profile.gateway.hostname}:{port}/criobe-verify-hook"
-    webhook = _create_webhook(cvat_api, project["id"], target, ["update:job"], secret=secret)
+    target = f"http://{profile.gateway.hostname}:{webhook_receiver.port}/criobe-verify-hook"
+    webhook = cvat_scratch.webhook(project["id"], target, ["update:job"], secret=secret)
     delivery = cvat_api.post(f"/api/webhooks/{webhook['id']}/ping").json()
-    assert receiver.requests, (
-        f"cvat_server: a signed ping to {target} did not arrive (delivery {_describe(delivery)}); "
-        f"the bridge's port works, so Smokescreen may allow only port {profile.gateway.port} of "
-        "the gateway (--allow-address=IP:PORT): that is valid for the bridge, but this check "
-        "needs another port. Use --allow-address=<gateway> without a port to run it."
-    )
-    headers, body = receiver.requests[-1]
+    received = webhook_receiver.requests()
+    if not received:
+        fail(
+            Diagnosis(
+                "cvat_server",
+                f"a signed ping to {target} did not arrive",
+                observed=f"delivery {_describe(delivery)}",
+                why=f"the bridge's port works, so Smokescreen may allow only port "
+                f"{profile.gateway.port} of the gateway (--allow-address=IP:PORT): valid for "
+                "the bridge, but this check's receiver listens on another port",
+                expected="the ping at the suite's receiver",
+                consequence="the signature cannot be checked",
+                fix="use --allow-address=<gateway> without a port to run this check",
+            )
+        )
+    headers, body = received[-1]
     signature = headers.get("X-Signature-256", "")
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(signature, expected), (
-        f"cvat_server: the ping's X-Signature-256 {signature!r} does not verify against the raw "
-        f"body with the webhook's secret (expected {expected[:20]}…): a bridge that checks "
-        "WEBHOOK_SECRET would reject every delivery."
-    )
-    assert json.loads(body)["event"] == "ping"
+    if not hmac.compare_digest(signature, expected) or json.loads(body).get("event") != "ping":
+        fail(
+            Diagnosis(
+                "cvat_server",
+                "the ping's X-Signature-256 does not verify against the raw body with the "
+                "webhook's secret",
+                observed=repr(signature),
+                expected=f"{expected[:20]}…",
+                consequence="a bridge that checks WEBHOOK_SECRET rejects every delivery",
+                fix="check that nothing between CVAT and the bridge rewrites the body",
+            )
+        )

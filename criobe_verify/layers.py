@@ -34,15 +34,15 @@ class Layer:
 
 LAYERS: tuple[Layer, ...] = (
     Layer("host", "Docker engine, Compose v2, disk, ports before/after install", 5),
-    Layer("containers", "expected containers exist, run, healthy, right image and restart", 6),
-    Layer("ports", "published ports answer their protocol; exposure audit", 5),
-    Layer("network", "cvat_cvat, membership, aliases, DNS between containers", 4),
+    Layer("containers", "expected containers exist, run, healthy, right image and restart", 50),
+    Layer("ports", "published ports answer their protocol; exposure audit", 8),
+    Layer("network", "cvat_cvat, membership, aliases, DNS between containers", 10),
     Layer("gateway", "Smokescreen allows the bridge gateway; SSRF protection on", 8),
     Layer("services", "CVAT, Nuclio dashboard and bridge APIs", 7),
     Layer("reachability", "functions and services reachable from inside containers", 0),
     Layer("inference", "function outputs: contract, accuracy, golden", 0),
     Layer("latency", "per-function latency against budgets", 0),
-    Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 3),
+    Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 4),
     Layer("e2e", "webhook-to-annotation pipeline", 0),
 )
 LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)

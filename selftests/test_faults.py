@@ -160,3 +160,32 @@ def test_nothing_the_suite_created_is_left_in_cvat(twin, baseline_waivers):
         ).json()["results"]
     left = [p["name"] for p in projects if p["name"].startswith("criobe-verify-")]
     assert not left, f"projects left behind: {left}"
+
+
+def _outcomes(summary: dict) -> dict[str, str]:
+    return {tid: e["outcome"] for tid, e in summary["tests"].items()}
+
+
+@pytest.mark.twin
+@pytest.mark.parametrize("fault_id", [None, "container-stopped"], ids=["healthy", "gate-skips"])
+def test_parallel_run_finds_the_serial_outcomes(twin, fault_id, baseline_waivers):
+    """-n 2 on the same twin: the same outcome for every check, healthy and under a fault
+    whose failure makes the gate skip every layer above it (on whichever worker)."""
+    fault = next((f for f in FAULTS if f.id == fault_id), None)
+    if fault:
+        fault.inject(twin)
+    try:
+        serial = twin.suite()
+        parallel = twin.suite("-n", "2")
+    finally:
+        if fault:
+            fault.revert(twin)
+    assert _outcomes(parallel) == _outcomes(serial), (
+        {k: (v, _outcomes(serial).get(k)) for k, v in _outcomes(parallel).items()
+         if v != _outcomes(serial).get(k)},
+        parallel["output"],
+    )  # fmt: skip
+    assert parallel["verdict"] == serial["verdict"]
+    if fault:
+        assert "skipped" in serial["totals"], serial["totals"]
+        check_outcome(fault, parallel, baseline_waivers)

@@ -23,7 +23,10 @@ step "ruff"
 
 step "unit selftests"
 .venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
-  -m "not twin and not twin_preinstall" -q
+  -m "not twin and not twin_preinstall and not twin_images" -q
+
+step "twin images under test tags (beside any running twin)"
+.venv/bin/python -m pytest -p no:cacheprovider selftests -m twin_images -q
 
 step "twin down for the preinstall phase (left over from an earlier run?)"
 bash scripts/twin.sh down

@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
+# The bridge twin's build installs cvat-sdk from PyPI over HTTPS: where this machine trusts CAs
+# of its own (intercepted HTTPS), the image builds must trust them too (twin/README.md).
+if [ -z "${EXTRA_CA_CERT:-}" ] && ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  EXTRA_CA_CERT=$(cat /usr/local/share/ca-certificates/*.crt)
+  export EXTRA_CA_CERT
+fi
+
 step "bootstrap (engine, base image, .venv)"
 bash scripts/bootstrap.sh
 
@@ -16,7 +23,10 @@ step "ruff"
 
 step "unit selftests"
 .venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
-  -m "not twin and not twin_preinstall" -q
+  -m "not twin and not twin_preinstall and not twin_images" -q
+
+step "twin images under test tags (beside any running twin)"
+.venv/bin/python -m pytest -p no:cacheprovider selftests -m twin_images -q
 
 step "twin down for the preinstall phase (left over from an earlier run?)"
 bash scripts/twin.sh down

@@ -3,7 +3,11 @@
 pytest selftests -m "not twin"        # no Docker needed
 pytest selftests -m twin_preinstall   # twin down: faults that only make sense before install
 pytest selftests -m twin              # twin up (--stack twin --keep-up): the fault table
+pytest selftests -m twin_images       # builds the twin's images under test tags and runs them
+                                      # beside a running twin (selftests/twin_images.py)
 """
+
+import pytest
 
 pytest_plugins = ["pytester"]
 
@@ -11,3 +15,24 @@ pytest_plugins = ["pytester"]
 def pytest_configure(config):
     config.addinivalue_line("markers", "twin: needs the CI twin running (fault injection)")
     config.addinivalue_line("markers", "twin_preinstall: needs the CI twin down")
+    config.addinivalue_line(
+        "markers", "twin_images: builds and runs the twin's images under test names (Docker)"
+    )
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """A Lab (selftests/twin_images.py) whose containers, network and tags go at the end,
+    whatever the tests did."""
+    from selftests.twin_images import Lab, docker_available
+
+    if not docker_available():
+        pytest.skip("no Docker engine reachable")
+    session = Lab()
+    try:
+        yield session
+    finally:
+        session.cleanup()
+        if session.build_seconds:
+            times = ", ".join(f"{k} {v:.0f} s" for k, v in session.build_seconds.items())
+            print(f"\n[twin_images] build times: {times}")

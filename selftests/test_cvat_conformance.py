@@ -8,7 +8,8 @@ cvat_server and cvat_worker_webhooks as http://bridge.gateway:<port>/hook throug
 Smokescreen; they are compared with the raw requests the lab receiver recorded.
 
 Needs the twin up (http://localhost:8080). The admin is created with
-`manage.py createsuperuser --noinput` and CVAT_PWD from twin/bridge/.env when missing.
+`manage.py createsuperuser --noinput` and CVAT_PWD from twin/bridge/.env when missing, and put
+in the `user` group too, as the recorded admin was.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ def ensure_admin() -> None:
            "cvat_server", "python3", "/home/django/manage.py", "createsuperuser", "--noinput"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 or "already taken" in result.stderr, result.stderr
+    # The recorded admin (03_users_self) is in `admin` and `user`; createsuperuser gives only
+    # `admin` (CVAT's post_save rule), so the lab's admin was made another way. Reproduce the
+    # recording's precondition rather than bend the twin.
+    sql = (
+        "INSERT INTO auth_user_groups (user_id, group_id) SELECT u.id, g.id FROM auth_user u,"
+        " auth_group g WHERE u.username = 'admin' AND g.name = 'user' ON CONFLICT DO NOTHING"
+    )
+    cmd = ["docker", "exec", "cvat_db", "psql", "-U", "root", "-d", "cvat", "-c", sql]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 def gateway_of(network: str) -> str:

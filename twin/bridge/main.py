@@ -6,6 +6,12 @@ come later.
 
 Configuration comes from bridge/.env (env_file). Both documented variable sets are read:
 set A (CVAT_USER, CVAT_PWD) and set B (CVAT_USERNAME, CVAT_PASSWORD). Secrets are never logged.
+
+Twin knob (not a CRIOBE setting), for faults: BRIDGE_TWIN_HEALTH_METHODS, the comma-separated
+methods /health answers (default "GET,POST"). With "GET" a POST (what a CVAT webhook ping
+sends) gets FastAPI's own 405 {"detail": "Method Not Allowed"}, as a GET-only route would:
+
+    docker run -e BRIDGE_TWIN_HEALTH_METHODS=GET ... criobe-twin/bridge
 """
 
 import logging
@@ -46,6 +52,16 @@ def _startup():
     logging.getLogger("uvicorn.error").info("bridge settings: %s", settings.describe())
 
 
-@app.api_route("/health", methods=["GET", "POST"])
+def health_methods(env=os.environ):
+    """>>> health_methods({"BRIDGE_TWIN_HEALTH_METHODS": " get, POST ,"})
+    ['GET', 'POST']
+    """
+    value = env.get("BRIDGE_TWIN_HEALTH_METHODS", "GET,POST")
+    return [m.strip().upper() for m in value.split(",") if m.strip()] or ["GET", "POST"]
+
+
+# Registered as an ordinary route with only these methods, so anything else is answered by
+# FastAPI's router itself (405 with an Allow header), not by code of the twin.
+@app.api_route("/health", methods=health_methods())
 def health():
     return {"status": "healthy"}

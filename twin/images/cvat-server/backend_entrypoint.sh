@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # criobe-verify twin of CVAT v2.29.0's backend_entrypoint.sh.
 #   init          wait (bounded) for cvat_db, then apply the twin's migrations
-#   run <conf>    wait for the database and the migrations, then run <conf>'s programs
-#                 (server, worker.<queue>, utils) under the twin's supervisor
+#   run <conf>    wait for the database and the migrations, then exec supervisord with
+#                 supervisord/<conf>.conf (server, worker.<queue>, utils), as CVAT's does
 # Subcommands chain like CVAT's: `init run server`.
 set -eu
 
@@ -59,7 +59,7 @@ cmd_run() {
         wait "$child" || true
         child=
     done
-    exec python3 -m cvat_twin.supervisor "$1"
+    exec supervisord -c "supervisord/$1.conf"
 }
 
 if [ $# -eq 0 ]; then

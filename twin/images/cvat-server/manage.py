@@ -6,6 +6,10 @@ manage.py health_check          exit 0 when the database answers
 manage.py createsuperuser [--noinput] [--username U] [--email E]
                                 Django's command; --noinput reads DJANGO_SUPERUSER_USERNAME,
                                 DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD
+manage.py rqworker [-v N] <queue...> [--worker-class X]
+                                django-rq's worker on the twin's Redis, in this process
+manage.py workerprobe <queue...>
+                                CVAT's liveness probe: NUMPROCS live workers of this host
 """
 
 import sys
@@ -22,6 +26,10 @@ def main(argv):
         return migrate.main(["check"] if "--check" in args else ["apply"])
     if command == "health_check":
         return migrate.main(["ping"])
+    if command in ("rqworker", "workerprobe"):
+        from cvat_twin import rq_commands
+
+        return rq_commands.run(command, args)
     if command == "createsuperuser":
         from cvat_twin import createsuperuser
 

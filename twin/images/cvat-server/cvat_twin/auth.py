@@ -31,6 +31,50 @@ def check_password(password, encoded):
     return hmac.compare_digest(make_password(password, salt, int(iterations)), encoded)
 
 
+# cvat/settings/base.py: IAM_ROLES in priority order, IAM_ADMIN_ROLE, IAM_DEFAULT_ROLE.
+IAM_ROLES = ("admin", "user", "worker")
+IAM_ADMIN_ROLE = "admin"
+IAM_DEFAULT_ROLE = "user"
+
+
+def _add_group(cur, user_id, name):
+    cur.execute(
+        "INSERT INTO auth_user_groups (user_id, group_id) SELECT %s, id FROM auth_group"
+        " WHERE name = %s ON CONFLICT (user_id, group_id) DO NOTHING",
+        (user_id, name),
+    )
+
+
+def user_saved(cur, user, created):
+    """cvat/apps/iam/signals.py create_user (post_save of User, IAM_TYPE BASIC): a superuser
+    that is also staff is put in `admin` at every save, created or not (a password login
+    saves last_login, so it counts); any other user gets `user` only when created."""
+    if user["is_superuser"] and user["is_staff"]:
+        _add_group(cur, user["id"], IAM_ADMIN_ROLE)
+    elif created:
+        _add_group(cur, user["id"], IAM_DEFAULT_ROLE)
+
+
+def user_groups(cur, user_id):
+    """Names of the user's groups, as UserSerializer's `groups` lists them."""
+    cur.execute(
+        "SELECT g.name FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id"
+        " WHERE ug.user_id = %s ORDER BY g.id",
+        (user_id,),
+    )
+    return [row["name"] for row in cur.fetchall()]
+
+
+def with_groups(cur, user):
+    """The user row with `groups` and `privilege` (cvat/apps/iam/middleware.py: the
+    first of the user's groups in IAM_ROLES order, None when it has none)."""
+    if user is None:
+        return None
+    groups = user_groups(cur, user["id"])
+    roles = [r for r in IAM_ROLES if r in groups]
+    return {**user, "groups": groups, "privilege": roles[0] if roles else None}
+
+
 def create_user(cur, username, password, email="", first_name="", last_name="", superuser=False):
     cur.execute(
         "INSERT INTO twin_user (username, email, first_name, last_name, password, is_staff,"
@@ -38,7 +82,9 @@ def create_user(cur, username, password, email="", first_name="", last_name="", 
         (username, email, first_name, last_name, make_password(password), superuser, superuser,
          db.now()),
     )  # fmt: skip
-    return cur.fetchone()
+    user = cur.fetchone()
+    user_saved(cur, user, created=True)
+    return with_groups(cur, user)
 
 
 def get_or_create_token(cur, user_id):
@@ -114,7 +160,7 @@ def authenticate(cur, request):
             raise AuthFailed(401, "Invalid token.", "Token")
         if not user["is_active"]:
             raise AuthFailed(401, "User inactive or deleted.", "Token")
-        return user
+        return with_groups(cur, user)
     cookies = parse_cookies(request.header("Cookie"))
     session_key = cookies.get("sessionid")
     if session_key:
@@ -127,7 +173,7 @@ def authenticate(cur, request):
         if user is not None and user["is_active"]:
             if request.method in UNSAFE:
                 _enforce_csrf(request, cookies)
-            return user
+            return with_groups(cur, user)
     if scheme == "basic":
         try:
             decoded = base64.b64decode(credentials.strip()).decode("utf-8")
@@ -144,7 +190,7 @@ def authenticate(cur, request):
             raise AuthFailed(401, "Invalid username/password.", "Token")
         if not user["is_active"]:
             raise AuthFailed(401, "User inactive or deleted.", "Token")
-        return user
+        return with_groups(cur, user)
     return None
 
 

@@ -3,6 +3,7 @@ and a server factory. The CVAT-specific behaviour lives in cvat_twin.server."""
 
 import json
 import re
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,8 +182,18 @@ def make_handler(app, server_version="twin"):
     return Handler
 
 
-def serve(app, host, port, server_version="twin"):
+def serve(app, host, port, server_version="twin", fd=None):
+    """A threaded server on (host, port), or on the listening socket inherited as `fd`
+    (supervisord's fcgi-program hands every process of the group the same one as fd 0)."""
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.allow_reuse_address = True
-    httpd = ThreadingHTTPServer((host, port), make_handler(app, server_version))
+    if fd is None:
+        return ThreadingHTTPServer((host, port), make_handler(app, server_version))
+    httpd = ThreadingHTTPServer((host, port), make_handler(app, server_version), False)
+    httpd.socket.close()
+    httpd.socket = socket.socket(fileno=fd)
+    # Several processes accept on this socket: a blocking accept() in one that lost the race
+    # would hold its serve_forever() (and its shutdown on SIGTERM) until the next connection.
+    httpd.socket.setblocking(False)
+    httpd.server_address = httpd.socket.getsockname()[:2]
     return httpd

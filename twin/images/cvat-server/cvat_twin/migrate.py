@@ -184,10 +184,34 @@ CREATE TABLE twin_delivery (
 );
 """
 
+# CVAT's privileges are django.contrib.auth groups (cvat/apps/iam: IAM_ROLES admin, user,
+# worker), not the is_staff/is_superuser flags. The tables keep Django's names and auth_user
+# is a view of twin_user (simple, so updatable), so SQL written against a real cvat_db, such
+# as a fault taking a user out of `admin`, runs unchanged here. Users from before this
+# migration get what CVAT's post_save signal gives at creation.
+_SCHEMA_0003 = """
+CREATE TABLE auth_group (
+    id serial PRIMARY KEY,
+    name varchar(150) NOT NULL UNIQUE
+);
+CREATE TABLE auth_user_groups (
+    id bigserial PRIMARY KEY,
+    user_id integer NOT NULL REFERENCES twin_user(id) ON DELETE CASCADE,
+    group_id integer NOT NULL REFERENCES auth_group(id) ON DELETE CASCADE,
+    UNIQUE (user_id, group_id)
+);
+INSERT INTO auth_group (name) VALUES ('admin'), ('user'), ('worker');
+INSERT INTO auth_user_groups (user_id, group_id)
+    SELECT u.id, g.id FROM twin_user u JOIN auth_group g
+    ON g.name = CASE WHEN u.is_superuser AND u.is_staff THEN 'admin' ELSE 'user' END;
+CREATE VIEW auth_user AS SELECT * FROM twin_user;
+"""
+
 # (name, SQL). Append only; never edit an applied one.
 MIGRATIONS = [
     ("0001_initial", "SELECT 1"),
     ("0002_engine", _SCHEMA_0002),
+    ("0003_groups", _SCHEMA_0003),
 ]
 
 _ADVISORY_LOCK = 0x63766174  # "cvat"

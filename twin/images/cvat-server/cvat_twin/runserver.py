@@ -1,4 +1,4 @@
-"""Entry point of the CVAT API twin (supervisor program `server`)."""
+"""Entry point of the CVAT API twin (supervisord program `uvicorn` in supervisord/server.conf)."""
 
 import sys
 

@@ -266,12 +266,16 @@ def app(request):
     return _gzip(request, response)
 
 
-def main():
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m cvat_twin.runserver")
+    parser.add_argument("--fd", type=int, help="serve on this inherited listening socket")
+    args = parser.parse_args(argv)
     _setup_logging()
-    httpd = serve(app, settings.SERVER_BIND, settings.SERVER_PORT, server_version="")
-    server_logger.info(
-        "CVAT API twin listening on %s:%d", settings.SERVER_BIND, settings.SERVER_PORT
-    )
+    httpd = serve(app, settings.SERVER_BIND, settings.SERVER_PORT, server_version="", fd=args.fd)
+    host, port = httpd.server_address
+    server_logger.info("CVAT API twin listening on %s:%d", host, port)
     import signal
     import threading
 

@@ -72,8 +72,22 @@ def json_body(request):
     return data
 
 
+def is_admin(user):
+    """CVAT's rules (utils.is_admin) read the privilege from the user's groups; is_staff and
+    is_superuser alone grant nothing."""
+    return user.get("privilege") == "admin"
+
+
+def require_privilege(user, role="user"):
+    """utils.has_perm(role): the user's privilege ranks at least `role` (admin > user > worker).
+    A user in no IAM group has no privilege and can create nothing."""
+    order = ("admin", "user", "worker")
+    if user.get("privilege") not in order[: order.index(role) + 1]:
+        raise ApiError(403, {"detail": PERMISSION_DENIED}, vary="Origin")
+
+
 def check_owner(user, *owner_ids):
-    if user["is_superuser"]:
+    if is_admin(user):
         return
     if user["id"] not in {o for o in owner_ids if o is not None}:
         raise ApiError(403, {"detail": PERMISSION_DENIED}, vary="Origin")

@@ -18,11 +18,13 @@ from .common import (
     ApiError,
     base_url,
     check_owner,
+    is_admin,
     iso,
     json_body,
     load_user,
     now,
     paginate,
+    require_privilege,
     require_user,
     respond,
     user_brief,
@@ -206,7 +208,7 @@ def projects(request):
     with db.transaction() as cur:
         user = require_user(cur, request)
         if request.method == "GET":
-            if user["is_superuser"]:
+            if is_admin(user):
                 cur.execute("SELECT * FROM twin_project ORDER BY id DESC")
             else:
                 cur.execute(
@@ -216,6 +218,7 @@ def projects(request):
                 )
             items = [project_read(cur, base, p) for p in cur.fetchall()]
             return respond(paginate(request, items))
+        require_privilege(user)  # CVAT checks permissions before validating
         data = json_body(request)
         if not data.get("name"):
             raise ApiError(400, {"name": ["This field is required."]})
@@ -431,9 +434,10 @@ def tasks(request):
             project_id = request.query_param("project_id")
             if project_id is not None:
                 rows = [t for t in rows if str(t["project_id"]) == project_id]
-            if not user["is_superuser"]:
+            if not is_admin(user):
                 rows = [t for t in rows if user["id"] in _task_owners(cur, t)]
             return respond(paginate(request, [task_read(cur, base, t) for t in rows]))
+        require_privilege(user)  # CVAT checks permissions before validating
         data = json_body(request)
         if not data.get("name"):
             raise ApiError(400, {"name": ["This field is required."]})
@@ -814,7 +818,7 @@ def requests_list(request):
             "SELECT r.*, u.username FROM twin_request r JOIN twin_user u ON u.id = r.owner_id"
             " ORDER BY r.created_date DESC"
         )
-        rows = [r for r in cur.fetchall() if user["is_superuser"] or r["owner_id"] == user["id"]]
+        rows = [r for r in cur.fetchall() if is_admin(user) or r["owner_id"] == user["id"]]
         return respond(paginate(request, [request_read(base_url(request), r) for r in rows]))
 
 
@@ -888,7 +892,7 @@ def jobs(request):
         items = []
         for job in rows:
             task = get_task(cur, job["task_id"])
-            if not user["is_superuser"] and user["id"] not in _job_owners(cur, job, task):
+            if not is_admin(user) and user["id"] not in _job_owners(cur, job, task):
                 continue
             data = job_read(cur, base, job, task)
             if any(v is not None and str(data[k]) != v for k, v in filters.items()):

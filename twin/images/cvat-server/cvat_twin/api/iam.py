@@ -6,6 +6,7 @@ from .common import (
     ApiError,
     base_url,
     check_owner,
+    is_admin,
     iso,
     json_body,
     now,
@@ -17,11 +18,12 @@ from .common import (
 
 
 def user_full(base, user):
-    groups = ["admin", "user"] if user["is_superuser"] else ["user"]
+    """UserSerializer: `groups` are the names of the user's groups (auth_user_groups), whatever
+    is_staff and is_superuser say; `user` must come from auth.with_groups."""
     return {
         **user_brief(base, user),
         "email": user["email"],
-        "groups": groups,
+        "groups": user["groups"],
         "is_staff": user["is_staff"],
         "is_superuser": user["is_superuser"],
         "is_active": user["is_active"],
@@ -34,7 +36,12 @@ def user_full(base, user):
 def _login_response(cur, user, data, status):
     key = auth.get_or_create_token(cur, user["id"])
     session = auth.create_session(cur, user["id"])
-    cur.execute("UPDATE twin_user SET last_login = %s WHERE id = %s", (now(), user["id"]))
+    # django.contrib.auth.login -> update_last_login saves the user, and that post_save puts
+    # a superuser that is staff back in `admin` (cvat/apps/iam/signals.py).
+    cur.execute(
+        "UPDATE twin_user SET last_login = %s WHERE id = %s RETURNING *", (now(), user["id"])
+    )
+    auth.user_saved(cur, cur.fetchone(), created=False)
     response = respond(dict(data, key=key), status, vary="Cookie, Origin")
     for cookie in auth.session_cookies(session, auth.new_csrf_token()):
         response.headers.append(("Set-Cookie", cookie))
@@ -128,9 +135,13 @@ def users_list(request):
     from .. import db
 
     with db.transaction() as cur:
-        require_user(cur, request)
-        cur.execute("SELECT * FROM twin_user ORDER BY id")
-        users = [user_full(base_url(request), u) for u in cur.fetchall()]
+        me = require_user(cur, request)
+        # users.rego: an admin lists everyone; anyone else (no organization) only themselves.
+        if is_admin(me):
+            cur.execute("SELECT * FROM twin_user ORDER BY id")
+        else:
+            cur.execute("SELECT * FROM twin_user WHERE id = %s", (me["id"],))
+        users = [user_full(base_url(request), auth.with_groups(cur, u)) for u in cur.fetchall()]
     return respond(paginate(request, users))
 
 
@@ -148,8 +159,9 @@ def users_retrieve(request):
         user = cur.fetchone()
         if user is None:
             raise ApiError(404, {"detail": "Not found."})
+        # users.rego: view and delete are the user's own or an admin's.
+        check_owner(me, user["id"])
         if request.method == "DELETE":
-            check_owner(me, user["id"])
             cur.execute("DELETE FROM twin_user WHERE id = %s", (user["id"],))
             return respond(None, 204)
-        return respond(user_full(base_url(request), user))
+        return respond(user_full(base_url(request), auth.with_groups(cur, user)))

@@ -8,11 +8,13 @@ from .common import (
     ApiError,
     base_url,
     check_owner,
+    is_admin,
     iso,
     json_body,
     load_user,
     now,
     paginate,
+    require_privilege,
     require_user,
     respond,
     user_brief,
@@ -99,13 +101,12 @@ def webhooks_list(request):
         user = require_user(cur, request)
         if request.method == "GET":
             cur.execute("SELECT * FROM twin_webhook ORDER BY id DESC")
-            rows = [
-                h for h in cur.fetchall() if user["is_superuser"] or h["owner_id"] == user["id"]
-            ]
+            rows = [h for h in cur.fetchall() if is_admin(user) or h["owner_id"] == user["id"]]
             project_id = request.query_param("project_id")
             if project_id is not None:
                 rows = [h for h in rows if str(h["project_id"]) == project_id]
             return respond(paginate(request, [webhook_read(cur, base, h) for h in rows]))
+        require_privilege(user)  # CVAT checks permissions before validating
         data = json_body(request)
         _validate(data)
         if data["type"] == "project":

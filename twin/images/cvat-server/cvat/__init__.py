@@ -1,0 +1,1 @@
+"""The part of CVAT's `cvat` package that its supervisord confs name (criobe-verify twin)."""

@@ -81,3 +81,71 @@ def guide_step(step_id: str) -> GuideStep:
         return GUIDE_STEPS[step_id]
     except KeyError:
         raise KeyError(f"unknown guide step {step_id!r}; known: {', '.join(GUIDE_STEPS)}") from None
+
+
+def checks_by_step(collection: dict[str, dict]) -> dict[str, list[str]]:
+    """Test functions (parameters folded) per guide step, from a run's collection."""
+    by_step: dict[str, list[str]] = {step: [] for step in GUIDE_STEPS}
+    for nodeid, entry in collection.items():
+        name = nodeid.split("::", 1)[-1].split("[", 1)[0]
+        for step in entry.get("guide") or []:
+            if name not in by_step[step]:
+                by_step[step].append(name)
+    return by_step
+
+
+def markdown_table(collection: dict[str, dict]) -> str:
+    """The README's table: each guide step, the guide's own check, the suite's checks."""
+    lines = [
+        "| step | the guide's own check | checks of this suite |",
+        "|---|---|---|",
+    ]
+    for step, names in checks_by_step(collection).items():
+        s = GUIDE_STEPS[step]
+        checks = ", ".join(f"`{n}`" for n in names) or "(none yet)"
+        lines.append(f"| {s.id}: {s.title} | {s.guide_checks} | {checks} |")
+    return "\n".join(lines)
+
+
+def _collect(profile: str) -> dict[str, dict]:
+    """The suite's collection with the given profile, as the run state records it."""
+    import pytest
+
+    from criobe_verify import PROJECT_ROOT
+
+    found: dict[str, dict] = {}
+
+    class Grab:
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_finish(self, session: pytest.Session) -> None:
+            for item in session.items:
+                mark = item.get_closest_marker("guide")
+                found[item.nodeid] = {"guide": list(mark.args) if mark else []}
+
+    pytest.main(
+        ["--collect-only", "-q", "-p", "no:cacheprovider", f"--profile={profile}",
+         "--phase=installed", str(PROJECT_ROOT / "tests")],
+        plugins=[Grab()],
+    )  # fmt: skip
+    preinstall: dict[str, dict] = {}
+    found_before = dict(found)
+    found.clear()
+    pytest.main(
+        ["--collect-only", "-q", "-p", "no:cacheprovider", f"--profile={profile}",
+         "--phase=preinstall", str(PROJECT_ROOT / "tests")],
+        plugins=[Grab()],
+    )  # fmt: skip
+    preinstall.update(found)
+    return {**found_before, **preinstall}
+
+
+if __name__ == "__main__":
+    import contextlib
+    import io
+    import sys
+
+    from criobe_verify import PROJECT_ROOT
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        collection = _collect(str(PROJECT_ROOT / "profiles" / "criobe.toml"))
+    sys.stdout.write(markdown_table(collection) + "\n")

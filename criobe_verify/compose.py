@@ -42,6 +42,12 @@ class ComposeError(RuntimeError):
     pass
 
 
+def host_extra_ca(directory: Path = Path("/usr/local/share/ca-certificates")) -> str:
+    """The CAs this machine trusts beyond the distribution's (an HTTPS-intercepting proxy's):
+    the twin's image builds fetch from PyPI and must trust them too; "" where there are none."""
+    return "".join(p.read_text() for p in sorted(directory.glob("*.crt")) if p.is_file())
+
+
 @dataclass
 class ComposeStack:
     directory: Path
@@ -65,6 +71,7 @@ class ComposeStack:
         stack = cls.for_checkout(TWIN_DIR)
         stack.files = (*stack.files, CI_OVERLAY, *extra_files)
         stack.env.setdefault("BASE_IMAGE", os.environ.get("BASE_IMAGE", "debian:bookworm-slim"))
+        stack.env.setdefault("EXTRA_CA_CERT", os.environ.get("EXTRA_CA_CERT") or host_extra_ca())
         return stack
 
     def command(self, *args: str) -> list[str]:

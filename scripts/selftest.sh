@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
-# The bridge twin's build installs cvat-sdk from PyPI over HTTPS: where this machine trusts CAs
-# of its own (intercepted HTTPS), the image builds must trust them too (twin/README.md).
+# The twin's image builds fetch from PyPI over HTTPS: where this machine trusts CAs of its own
+# (intercepted HTTPS), they must too. criobe-verify --stack twin passes them itself
+# (criobe_verify/compose.py); the image selftests build outside it.
 if [ -z "${EXTRA_CA_CERT:-}" ] && ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
   EXTRA_CA_CERT=$(cat /usr/local/share/ca-certificates/*.crt)
   export EXTRA_CA_CERT

@@ -204,12 +204,18 @@ def _bridge_as_regular_user(twin: Twin) -> None:
     )
 
 
-# The admin keeps is_staff and is_superuser but leaves CVAT's admin group, as an admin
-# editing the user in Django's admin page can do (twin/images/cvat-server/README.md).
+# The bridge's user stays a superuser but leaves CVAT's admin group, as an admin editing the
+# user in Django's admin page can do. CVAT puts a superuser that is also staff back into the
+# group whenever the user is saved (a password login saves last_login), so the fault also
+# takes is_staff away: is_superuser alone is what it shows (twin/images/cvat-server/README.md).
 ADMIN_GROUP_SQL = {
-    "take": "UPDATE twin_user SET groups = array_remove(groups, 'admin') WHERE username = 'admin'",
-    "give": "UPDATE twin_user SET groups = array_append(array_remove(groups, 'admin'), 'admin') "
-    "WHERE username = 'admin'",
+    "take": "UPDATE auth_user SET is_staff = false WHERE username = 'admin'; "
+    "DELETE FROM auth_user_groups WHERE user_id = (SELECT id FROM auth_user WHERE username = "
+    "'admin') AND group_id = (SELECT id FROM auth_group WHERE name = 'admin');",
+    "give": "UPDATE auth_user SET is_staff = true WHERE username = 'admin'; "
+    "INSERT INTO auth_user_groups (user_id, group_id) SELECT u.id, g.id FROM auth_user u, "
+    "auth_group g WHERE u.username = 'admin' AND g.name = 'admin' AND NOT EXISTS (SELECT 1 "
+    "FROM auth_user_groups x WHERE x.user_id = u.id AND x.group_id = g.id);",
 }
 
 
@@ -709,7 +715,7 @@ FAULTS: list[Fault] = [
     ),
     Fault(
         id="bridge-superuser-outside-admin-group",
-        what="the bridge's user keeps is_staff and is_superuser but leaves the admin group",
+        what="the bridge's user is a superuser outside CVAT's admin group",
         inject=lambda twin: _psql(twin, ADMIN_GROUP_SQL["take"]),
         revert=lambda twin: _psql(twin, ADMIN_GROUP_SQL["give"]),
         fails={

@@ -16,7 +16,11 @@ step "ruff"
 
 step "unit selftests"
 .venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
-  -m "not twin and not twin_preinstall" -q
+  -m "not twin and not twin_preinstall and not nuclio_twin" -q
+
+step "Nuclio dashboard twin and function runtime conformance (private dashboard, own network)"
+.venv/bin/python -m pytest -p no:cacheprovider selftests/test_nuclio_twin.py -m nuclio_twin -q \
+  --junitxml=reports/nuclio-twin-junit.xml
 
 step "twin down for the preinstall phase (left over from an earlier run?)"
 bash scripts/twin.sh down

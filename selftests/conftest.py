@@ -3,6 +3,7 @@
 pytest selftests -m "not twin"        # no Docker needed
 pytest selftests -m twin_preinstall   # twin down: faults that only make sense before install
 pytest selftests -m twin              # twin up (--stack twin --keep-up): the fault table
+pytest selftests -m nuclio_twin       # Docker: a private Nuclio dashboard twin, its conformance
 """
 
 pytest_plugins = ["pytester"]
@@ -11,3 +12,6 @@ pytest_plugins = ["pytester"]
 def pytest_configure(config):
     config.addinivalue_line("markers", "twin: needs the CI twin running (fault injection)")
     config.addinivalue_line("markers", "twin_preinstall: needs the CI twin down")
+    config.addinivalue_line(
+        "markers", "nuclio_twin: builds and runs a private Nuclio dashboard twin (needs Docker)"
+    )

@@ -8,6 +8,10 @@ pytest selftests -m nuclio_twin       # Docker: a private Nuclio dashboard twin,
 
 pytest_plugins = ["pytester"]
 
+# Function handlers that run inside the twin's function images, not test modules; their
+# main.py files would also clash by name under --doctest-modules.
+collect_ignore_glob = ["data/nuclio-test-functions/*"]
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "twin: needs the CI twin running (fault injection)")

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import DEFAULT_NAMESPACE, VERSION
 from .errors import NuclioError, bad_request, conflict, not_found
-from .platform import Platform, Settings, go_json, parse_duration
+from .local_platform import Platform, Settings, go_json, parse_duration
 
 INDEX_HTML = b"""<!DOCTYPE html>
 <html lang="en">

@@ -9,7 +9,7 @@ Nuclio 1.13's local platform (pkg/platform/local/client/store.go) writes the sam
 <dir>/{functions,projects}/<namespace>/<name>.json, into the Docker volume
 nuclio-local-storage through a helper container; the twin writes it into its own filesystem,
 which survives a restart of the dashboard container but not its removal. Deployed functions
-are then rediscovered from their containers' labels (platform.Platform.rediscover).
+are then rediscovered from their containers' labels (local_platform.Platform.rediscover).
 """
 
 import contextlib

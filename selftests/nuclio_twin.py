@@ -48,9 +48,10 @@ def extra_ca_cert() -> str:
     """PEM text of the host's own CAs, which pip inside a build needs behind an HTTPS proxy."""
     if "EXTRA_CA_CERT" in os.environ:
         return os.environ["EXTRA_CA_CERT"]
+    # joined and trimmed like build.sh's $(cat ...), so both builds share the layer cache
     return "".join(
         Path(p).read_text() for p in sorted(glob.glob("/usr/local/share/ca-certificates/*.crt"))
-    )
+    ).rstrip("\n")
 
 
 def _docker_build(context: Path, tag: str, *args: str) -> float:

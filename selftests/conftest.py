@@ -5,11 +5,16 @@ pytest selftests -m twin_preinstall   # twin down: faults that only make sense b
 pytest selftests -m twin              # twin up (--stack twin --keep-up): the fault table
 pytest selftests -m twin_images       # builds the twin's images under test tags and runs them
                                       # beside a running twin (selftests/twin_images.py)
+pytest selftests -m nuclio_twin       # Docker: a private Nuclio dashboard twin, its conformance
 """
 
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# Function handlers that run inside the twin's function images, not test modules; their
+# main.py files would also clash by name under --doctest-modules.
+collect_ignore_glob = ["data/nuclio-test-functions/*"]
 
 
 def pytest_configure(config):
@@ -17,6 +22,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "twin_preinstall: needs the CI twin down")
     config.addinivalue_line(
         "markers", "twin_images: builds and runs the twin's images under test names (Docker)"
+    )
+    config.addinivalue_line(
+        "markers", "nuclio_twin: builds and runs a private Nuclio dashboard twin (needs Docker)"
     )
 
 

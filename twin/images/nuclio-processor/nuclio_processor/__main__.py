@@ -1,0 +1,5 @@
+import sys
+
+from .processor import main
+
+sys.exit(main())

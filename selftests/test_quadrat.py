@@ -25,6 +25,12 @@ def small():
     return q.generate(seed=11, size=256)
 
 
+@pytest.fixture(scope="module")
+def regenerated():
+    """The committed sample, drawn again from its seed."""
+    return q.generate(seed=SAMPLE_SEED)
+
+
 def _svg_nodes(label_file: str) -> dict[int, tuple[float, float]]:
     svg = json.loads((LABELS / label_file).read_text())[0]["svg"].replace("&quot;", '"')
     return {
@@ -61,8 +67,7 @@ def test_another_seed_draws_another_sample(small):
     assert not np.array_equal(np.asarray(other.photo), np.asarray(small.photo))
 
 
-def test_committed_sample_is_what_its_seed_generates():
-    regenerated = q.generate(seed=SAMPLE_SEED)
+def test_committed_sample_is_what_its_seed_generates(regenerated):
     committed = json.loads((SAMPLE / q.TRUTH_JSON).read_text())
     assert committed["seed"] == SAMPLE_SEED
     expected = json.loads(
@@ -251,8 +256,8 @@ def _close(a: q.GroundTruth, b: q.GroundTruth, tol: float = 0.01) -> None:
         assert np.array(ca.polygon) == pytest.approx(np.array(cb.polygon), abs=tol)
 
 
-def test_plain_json_and_coco_read_back_to_the_same_truth(tmp_path):
-    fresh = q.generate(seed=SAMPLE_SEED).truth
+def test_plain_json_and_coco_read_back_to_the_same_truth(tmp_path, regenerated):
+    fresh = regenerated.truth
     _close(q.load_ground_truth(SAMPLE), fresh)
     coco_only = tmp_path / "coco"
     shutil.copytree(SAMPLE, coco_only)

@@ -501,17 +501,30 @@ def _classify_coco(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def load_ground_truth(ground_truth: str | Path, image: str | Path | None = None) -> GroundTruth:
-    """Ground truth for a sample, from a ``ground_truth.json`` file, a COCO file set, or a
-    directory holding either (laid out like the CRIOBE test samples or flat).
+def load_ground_truth(
+    ground_truth: str | Path | Sequence[str | Path], image: str | Path | None = None
+) -> GroundTruth:
+    """Ground truth for a sample, from a ``ground_truth.json`` file, COCO files (told apart
+    by content: 4 keypoints, 117 keypoints, genus polygons), or directories holding either
+    (laid out like the CRIOBE test samples or flat); one path or several.
 
     ``image`` (the sample photo) picks its entry in multi-image COCO files and is checked
     against the recorded photo size.
     """
-    path = Path(ground_truth)
-    files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
-    if path.is_dir() and (path / TRUTH_JSON).is_file():
-        files = [path / TRUTH_JSON]
+    paths = (
+        [Path(ground_truth)]
+        if isinstance(ground_truth, str | Path)
+        else list(map(Path, ground_truth))
+    )
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir() and (p / TRUTH_JSON).is_file():
+            files.append(p / TRUTH_JSON)
+        elif p.is_dir():
+            files += sorted(p.rglob("*.json"))
+        else:
+            files.append(p)
+    path = paths[0] if len(paths) == 1 else Path(", ".join(map(str, paths)))
     docs: dict[str, dict[str, Any]] = {}
     for f in files:
         doc = json.loads(f.read_text())

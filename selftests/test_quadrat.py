@@ -270,6 +270,9 @@ def test_plain_json_and_coco_read_back_to_the_same_truth(tmp_path, regenerated):
     for i, rel in enumerate((q.CORNERS_COCO, q.GRID_COCO, q.CORALS_COCO)):
         shutil.copy(SAMPLE / rel, flat / f"export{i}.json")
     _close(q.load_ground_truth(flat), fresh)
+    # Or the files one by one, as several --ground-truth options would give them.
+    files = [SAMPLE / q.GRID_COCO, SAMPLE / q.CORALS_COCO, SAMPLE / q.CORNERS_COCO]
+    _close(q.load_ground_truth(files), fresh)
 
 
 def test_corals_exported_on_the_photo_are_carried_to_the_rectified_frame(tmp_path):

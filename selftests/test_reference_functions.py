@@ -3,7 +3,7 @@
 output contract, accuracy against the ground truth, the knobs, and every fault doing what
 its name says.
 
-Measured accuracies are printed (``-s``) and recorded as test properties (JUnit XML).
+Measured accuracies are printed (``-s``) and recorded as test-suite properties (JUnit XML).
 """
 
 from __future__ import annotations
@@ -265,15 +265,15 @@ def test_lama_is_hidden_from_cvat_and_sam_is_cvats_interactor():
 # --- gridcorners -----------------------------------------------------------------------------
 
 
-def test_gridcorners_contract_and_accuracy(corners, truth, record_property):
+def test_gridcorners_contract_and_accuracy(corners, truth, record_testsuite_property):
     shapes, elapsed = corners
     assert_skeleton(shapes, "quadrat_corner", 4)
     found = points(shapes[0])
     assert int(np.argmin(found.sum(axis=1))) == 0 and signed_area(found) > 0
     error = np.linalg.norm(found - np.array(truth.corners), axis=1)
     print(f"\ngridcorners: corner error px {error.round(2).tolist()}, {elapsed * 1000:.0f} ms")
-    record_property("corner_error_px", error.round(3).tolist())
-    record_property("gridcorners_s", round(elapsed, 3))
+    record_testsuite_property("corner_error_px", error.round(3).tolist())
+    record_testsuite_property("gridcorners_s", round(elapsed, 3))
     assert error.max() <= 3
 
 
@@ -350,7 +350,7 @@ def test_gridcorners_faults(fn, corners, truth, monkeypatch, fault, check):
 # --- gridpose --------------------------------------------------------------------------------
 
 
-def test_gridpose_contract_and_accuracy(grid, truth, record_property):
+def test_gridpose_contract_and_accuracy(grid, truth, record_testsuite_property):
     shapes, elapsed = grid
     assert_skeleton(shapes, "grid", 117)
     found = points(shapes[0])
@@ -359,8 +359,8 @@ def test_gridpose_contract_and_accuracy(grid, truth, record_property):
         f"\ngridpose: mean error {error.mean():.3f} px, max {error.max():.3f} px, "
         f"{elapsed * 1000:.0f} ms"
     )
-    record_property("grid_mean_error_px", round(float(error.mean()), 4))
-    record_property("gridpose_s", round(elapsed, 3))
+    record_testsuite_property("grid_mean_error_px", round(float(error.mean()), 4))
+    record_testsuite_property("gridpose_s", round(elapsed, 3))
     assert error.mean() <= 3
     # Row-major: element 1..9 is the top row, left to right.
     assert np.all(np.diff(found[:9, 0]) > 0) and np.ptp(found[:9, 1]) < 5
@@ -405,7 +405,7 @@ def string_mask(truth, width=8) -> np.ndarray:
     return mask
 
 
-def test_lama_removes_the_strings_and_nothing_else(lama, truth, record_property):
+def test_lama_removes_the_strings_and_nothing_else(lama, truth, record_testsuite_property):
     out, elapsed = lama
     assert set(out) == {"image"}
     painted = np.asarray(decode_png(out["image"]), float)
@@ -416,8 +416,10 @@ def test_lama_removes_the_strings_and_nothing_else(lama, truth, record_property)
     before = np.abs(given - clean)[on].mean()
     after = np.abs(painted - clean)[on].mean()
     print(f"\nlama: error on the strings {before:.1f} -> {after:.1f}, {elapsed * 1000:.0f} ms")
-    record_property("lama_string_error", [round(before, 2), round(after, 2)])
-    record_property("lama_s", round(elapsed, 3))
+    record_testsuite_property(
+        "lama_string_error", [round(float(before), 2), round(float(after), 2)]
+    )
+    record_testsuite_property("lama_s", round(elapsed, 3))
     assert after < 0.4 * before
     off = ~string_mask(truth, width=12)
     assert np.array_equal(painted[off], given[off])
@@ -461,7 +463,7 @@ def assert_coral_shapes(shapes, kind):
             assert abs(outline(s).area - from_mask) / from_mask < 0.05
 
 
-def test_coralseg_contract_and_accuracy(corals, truth, record_property):
+def test_coralseg_contract_and_accuracy(corals, truth, record_testsuite_property):
     shapes, elapsed = corals
     assert_coral_shapes(shapes, "mask")
     assert len(shapes) == len(truth.corals)
@@ -471,12 +473,12 @@ def test_coralseg_contract_and_accuracy(corals, truth, record_property):
         per_genus.setdefault(genus, []).append(round(iou, 3))
         assert label == genus
     print(f"\ncoralsegv4: IoU by genus {per_genus}, {elapsed * 1000:.0f} ms")
-    record_property("coral_iou_by_genus", per_genus)
-    record_property("coralseg_s", round(elapsed, 3))
+    record_testsuite_property("coral_iou_by_genus", per_genus)
+    record_testsuite_property("coralseg_s", round(elapsed, 3))
     assert min(iou for _, _, iou in pairs) >= 0.8
 
 
-def test_pipeline_grid_lama_coralseg_on_detected_points(fn, grid, truth, record_property):
+def test_pipeline_grid_lama_coralseg_on_detected_points(fn, grid, truth, record_testsuite_property):
     """The 3-stage chain on the warped image: the grid function's own points feed LaMa,
     LaMa's image feeds the segmenter."""
     keypoints = points(grid[0][0]).tolist()
@@ -487,7 +489,7 @@ def test_pipeline_grid_lama_coralseg_on_detected_points(fn, grid, truth, record_
     status, shapes, _ = fn["pth-yolo-coralsegv4"].call({"image": out["image"]})
     assert status == 200 and len(shapes) == len(truth.corals)
     pairs = match_corals(shapes, truth.corals)
-    record_property("pipeline_coral_iou", [round(iou, 3) for *_, iou in pairs])
+    record_testsuite_property("pipeline_coral_iou", [round(iou, 3) for *_, iou in pairs])
     assert all(label == genus for genus, label, _ in pairs)
     assert min(iou for _, _, iou in pairs) >= 0.8
 
@@ -525,7 +527,7 @@ def test_coralseg_faults(fn, corals, truth, monkeypatch):
 # --- SAM -------------------------------------------------------------------------------------
 
 
-def test_sam_answers_cvats_embedding(fn, truth, record_property):
+def test_sam_answers_cvats_embedding(fn, truth, record_testsuite_property):
     clicks = {"pos_points": [[500, 500]], "neg_points": [], "obj_bbox": None}
     status, out, elapsed = fn["pth-facebookresearch-sam-vit-h"].call(
         {"image": b64(truth.grid_free_file), **clicks}
@@ -533,7 +535,7 @@ def test_sam_answers_cvats_embedding(fn, truth, record_property):
     assert status == 200 and set(out) == {"blob"}
     blob = np.frombuffer(base64.b64decode(out["blob"]), np.float32)
     assert blob.size == 1 * 256 * 64 * 64 and np.isfinite(blob).all()
-    record_property("sam_s", round(elapsed, 3))
+    record_testsuite_property("sam_s", round(elapsed, 3))
     assert elapsed < MAX_CALL_S
     # The features come from the picture: another picture, another embedding.
     _, other, _ = fn["pth-facebookresearch-sam-vit-h"].call(

@@ -1,22 +1,25 @@
-"""What supervisord says about the programs in CVAT's containers: `supervisorctl status` and
-the restarts its main log records. supervisord restarts a crashing uvicorn or RQ worker inside
-the container, so the container's RestartCount never moves: only this shows it.
+"""What supervisord says about the programs in CVAT's containers (`supervisorctl status`), and
+which of them it restarted. supervisord restarts a crashing uvicorn or RQ worker inside the
+container, so the container's RestartCount never moves: only this shows it.
 
     >>> status = parse_status(
-    ...     "rqworker-webhooks:rqworker-webhooks-0   RUNNING   pid 87, uptime 0:04:05\\n"
-    ...     "smokescreen                      FATAL     Exited too quickly (process log may have details)\\n"
+    ...     "rqworker-webhooks:rqworker-webhooks-0   RUNNING   pid 87, uptime 0:00:05\\n"
+    ...     "smokescreen                      RUNNING   pid 12, uptime 0:04:05\\n"
+    ...     "clamav_update                    EXITED    Dec 01 08:42 PM\\n"
     ... )
-    >>> [(p.name, p.state) for p in status]
-    [('rqworker-webhooks-0', 'RUNNING'), ('smokescreen', 'FATAL')]
-    >>> log = "2026-12-01 10:00:00,100 INFO supervisord started with pid 1\\n" \\
-    ...       "2026-12-01 10:05:00,000 WARN exited: rqworker-webhooks-0 (terminated by SIGKILL; not expected)\\n"
-    >>> [(e.name, e.reason) for e in unexpected_exits(log)]
-    [('rqworker-webhooks-0', 'terminated by SIGKILL')]
+    >>> [(p.name, p.state, p.uptime_s) for p in status]
+    [('rqworker-webhooks-0', 'RUNNING', 5), ('smokescreen', 'RUNNING', 245), ('clamav_update', 'EXITED', None)]
+    >>> [p.name for p in restarted(status, container_age_s=250)]
+    ['rqworker-webhooks-0']
+
+supervisord's own log (~/logs/supervisord.log) cannot tell which container a line is from:
+CVAT's compose mounts the cvat_logs volume at ~/logs in every backend container, so they all
+write the same file. A restart is told by the program's uptime instead: supervisord starts a
+container's programs together, so one much younger than its siblings was respawned.
 """
 
 from __future__ import annotations
 
-import datetime
 import fnmatch
 import re
 from collections.abc import Iterable
@@ -24,14 +27,23 @@ from dataclasses import dataclass
 
 SOCKET_URL = "unix:///tmp/supervisord/supervisor.sock"  # every CVAT supervisord conf's socket
 STATUS_CMD = ["supervisorctl", "-s", SOCKET_URL, "status"]
-MAINTAIL_CMD = ["supervisorctl", "-s", SOCKET_URL, "maintail", "-200000"]
 # Programs the stack cannot do without; others (CVAT's clamav updater, which exits at once
 # when ClamAV is off) are reported but do not fail the check.
 REQUIRED_PROGRAMS = ("smokescreen", "uvicorn*", "nginx*", "rqworker*", "rqscheduler*", "server*")
+# States that are no verdict yet, and how long supervisord may take to leave them: a program
+# that keeps failing goes FATAL after startretries (3) backoffs of 1, 2 and 3 s.
+UNSETTLED = ("STARTING", "BACKOFF")
+SETTLE_S = 30
+# supervisord spawns a container's programs within a second of each other.
+SIBLING_GRACE_S = 3
+# A lone program is compared with the container's start, which may precede supervisord by
+# the migrations CVAT's entrypoint waits for.
+LONE_GRACE_S = 120
 
 _STATUS = re.compile(r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)\s*(?P<detail>.*)$")
-_LOG = re.compile(r"^(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ (?P<level>[A-Z]+) (?P<msg>.*)$")
-_EXITED = re.compile(r"^exited: (?P<name>\S+) \((?P<reason>.*); not expected\)$")
+_UPTIME = re.compile(
+    r"pid (?P<pid>\d+), uptime (?:(?P<days>\d+) days?, )?(?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d)"
+)
 
 
 @dataclass(frozen=True)
@@ -39,45 +51,42 @@ class Program:
     name: str  # process name, without the group prefix
     state: str  # RUNNING, STARTING, BACKOFF, STOPPED, EXITED, FATAL, ...
     detail: str
+    pid: int | None = None
+    uptime_s: int | None = None
 
     @property
     def required(self) -> bool:
         return any(fnmatch.fnmatchcase(self.name, p) for p in REQUIRED_PROGRAMS)
 
 
-@dataclass(frozen=True)
-class Exit:
-    name: str
-    reason: str
-    at: datetime.datetime
-
-
 def parse_status(output: str) -> list[Program]:
     programs = []
     for line in output.splitlines():
         m = _STATUS.match(line.strip())
-        if m:
-            programs.append(Program(m["name"].rsplit(":", 1)[-1], m["state"], m["detail"].strip()))
+        if not m:
+            continue
+        u = _UPTIME.search(m["detail"])
+        uptime = (
+            int(u["days"] or 0) * 86400 + int(u["h"]) * 3600 + int(u["m"]) * 60 + int(u["s"])
+            if u
+            else None
+        )
+        programs.append(
+            Program(
+                m["name"].rsplit(":", 1)[-1],
+                m["state"],
+                m["detail"].strip(),
+                int(u["pid"]) if u else None,
+                uptime,
+            )
+        )
     return programs
 
 
-def unexpected_exits(log: str) -> list[Exit]:
-    """Unexpected exits since supervisord last started (each was followed by a restart,
-    unless the program then went FATAL)."""
-    exits: list[Exit] = []
-    for line in log.splitlines():
-        m = _LOG.match(line.strip())
-        if not m:
-            continue
-        if m["msg"].startswith("supervisord started"):
-            exits = []
-            continue
-        e = _EXITED.match(m["msg"])
-        if e:
-            at = datetime.datetime.strptime(m["stamp"], "%Y-%m-%d %H:%M:%S")
-            exits.append(Exit(e["name"], e["reason"], at))
-    return exits
-
-
-def recent(exits: Iterable[Exit], now: datetime.datetime, within_s: float) -> list[Exit]:
-    return [e for e in exits if (now - e.at).total_seconds() <= within_s]
+def restarted(programs: Iterable[Program], container_age_s: float) -> list[Program]:
+    """RUNNING programs that supervisord respawned after starting them with their siblings."""
+    running = [p for p in programs if p.state == "RUNNING" and p.uptime_s is not None]
+    if len(running) > 1:
+        oldest = max(p.uptime_s for p in running)
+        return [p for p in running if oldest - p.uptime_s > SIBLING_GRACE_S]
+    return [p for p in running if container_age_s - p.uptime_s > LONE_GRACE_S]

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from criobe_verify import PROJECT_ROOT
 from criobe_verify.compose import ComposeError, ComposeStack
 
@@ -59,3 +61,38 @@ def test_a_directory_that_is_not_a_criobe_checkout_is_named(tmp_path):
     assert "bridge/docker-compose.bridge.yml" in message
     assert "components/serverless/docker-compose.serverless.yml" in message
     assert "--recurse-submodules" in message
+
+
+def test_readme_guide_table_is_the_checks_own():
+    """The README's guide-step table is generated from the checks' markers: keep it so."""
+    from criobe_verify.guide import _collect, markdown_table
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("<!-- guide-table -->\n", 1)[1].split("\n<!-- /guide-table -->", 1)[0]
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        collection = _collect(str(PROJECT_ROOT / "profiles" / "criobe.toml"))
+    assert table == markdown_table(collection), (
+        "README guide table is stale: run python -m criobe_verify.guide"
+    )
+
+
+@pytest.mark.twin
+def test_stack_up_refuses_to_take_over_a_running_project(tmp_path):
+    """With the twin running, `--stack up` on a checkout of the same project must not start
+    over it (nor stop it afterwards) unless asked to reuse it; nothing is touched."""
+    import docker
+
+    client = docker.from_env()
+    before = {c.id: c.status for c in client.containers.list(all=True)}
+    reports = tmp_path / "reports"
+    proc = _run(
+        "--reports", str(reports), "--", "--stack", "up", f"--stack-dir={PROJECT_ROOT / 'twin'}",
+        "--layer", "host",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout[-2000:]
+    stopped = json.loads((reports / "summary.json").read_text())["stopped"]
+    assert "is already running" in stopped and "--reuse-running" in stopped
+    assert {c.id: c.status for c in client.containers.list(all=True)} == before

@@ -91,7 +91,10 @@ def test_preinstall_fault_fails_exactly_its_checks(twin, fault):
 def baseline_waivers(twin) -> set[str]:
     """The findings the twin profile waives on the healthy twin (the stock 8070 publish)."""
     twin.wait_ready()
-    return waived_by_profile(twin.suite())
+    summary = twin.suite()
+    waived = waived_by_profile(summary)
+    check_green(summary, waived)
+    return waived
 
 
 @pytest.mark.twin

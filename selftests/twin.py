@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import docker
@@ -54,6 +54,32 @@ class Twin:
 
     def recreate(self, *services: str, overlay: str | None = None) -> None:
         self.stack(overlay).run("up", "-d", "--no-deps", "--force-recreate", *services)
+        self.settle(services)
+
+    def settle(self, services, timeout: float = 90) -> None:
+        """After a recreate, until the recreated containers run and CVAT answers again (any
+        status but a gateway error: a fault may mean a 400), bounded and not fatal: the
+        suite then sees the fault, not a stack still starting."""
+        import httpx
+
+        def settled() -> bool:
+            for name in services:
+                try:
+                    if self.container(name).status != "running":
+                        return False
+                except docker.errors.NotFound:
+                    return True  # a fault that removes it
+            try:
+                r = httpx.get(
+                    "http://localhost:8080/api/server/about", headers={"Host": "localhost"},
+                    timeout=3,
+                )  # fmt: skip
+            except httpx.HTTPError:
+                return False
+            return r.status_code not in (502, 503, 504)
+
+        with suppress(TimeoutError):
+            self.wait_for(settled, timeout, "the recreated services")
 
     def container(self, name: str):
         return self.docker.containers.get(name)

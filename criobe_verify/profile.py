@@ -21,6 +21,10 @@ from typing import Any
 from criobe_verify.waivers import Waiver
 
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
+ROLES = ("corners", "grid", "inpaint", "corals", "interactor")
+DEPLOYERS = ("dashboard", "nuctl")
+LAMA_RESPONSES = ("image-b64-png",)
+CORAL_OUTPUTS = ("mask", "polygon")
 PROTOCOLS = ("cvat-front", "nuclio-dashboard", "bridge", "none")
 EXPOSURES = ("public", "loopback", "gateway")
 
@@ -61,6 +65,13 @@ class DnsProbe:
 class Function:
     name: str
     optional: bool = False
+    # What it does in the pipeline: the inference checks and the e2e pick functions by role.
+    role: str = "corners"
+    # Its directory in the checkout (function.yaml, main.py), for the bring-up's deploy.
+    path: str = ""
+    # p95 budgets in seconds per hardware class (--budgets gpu|cpu); a policy check.
+    budget_gpu_s: float | None = None
+    budget_cpu_s: float | None = None
 
     @property
     def container(self) -> str:
@@ -89,6 +100,38 @@ class Bridge:
     # The guide registers a webhook on /health and expects its ping to show 200; a GET-only
     # /health answers the ping's POST with 405. true: 405 fails the guide's check.
     health_accepts_post: bool = True
+
+
+@dataclass(frozen=True)
+class Nuclio:
+    project: str = "cvat"
+    version: str = "1.13.0"
+    # How --stack twin|up deploys the functions: through the dashboard's API from prebuilt
+    # images (spec.image, the guide's Windows path), or with `nuctl deploy` when on PATH.
+    deploy: str = "dashboard"
+    ready_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Inference:
+    corner_error_px_max: float = 3.0
+    grid_mean_error_px_max: float = 3.0
+    coral_iou_min: float = 0.8
+    # The real pth-lama's answer format is unknown; the profile names the one it expects.
+    lama_response: str = "image-b64-png"
+    # CONTRACTS §6 allows polygons or masks for the coral detector.
+    coral_output: str = "mask"
+    # Golden outputs: per function, the recorded baseline (fixtures/data/golden/).
+    golden_dir: str = "fixtures/data/golden"
+    golden_tolerance_px: float = 2.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    calls: int = 10
+    warmup: int = 2
+    # Which budget applies (--budgets overrides): the lab's GPU host, or CPU only (the twin).
+    budgets: str = "gpu"
 
 
 @dataclass(frozen=True)
@@ -124,6 +167,9 @@ class Profile:
     allowed_skips: tuple[str, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     bridge: Bridge = field(default_factory=Bridge)
+    nuclio: Nuclio = field(default_factory=Nuclio)
+    inference: Inference = field(default_factory=Inference)
+    latency: Latency = field(default_factory=Latency)
     stability: Stability = field(default_factory=Stability)
     # The container whose image lends python3 to probes of containers without it.
     probe_image_from: str = "cvat_server"
@@ -289,13 +335,71 @@ def load_profile(path: str | Path) -> Profile:
 
     functions = []
     for r in top.tables("functions", []):
+        budgets = {}
+        for hw in ("gpu", "cpu"):
+            value = r.get(f"budget_{hw}_s", (int, float), "seconds", None)
+            budgets[f"budget_{hw}_s"] = None if value is None else float(value)
         functions.append(
             Function(
                 name=r.get("name", str, "a Nuclio function name"),
                 optional=r.get("optional", bool, "true or false", False),
+                role=r.choice("role", ROLES),
+                path=r.get("path", str, "the function's directory in the checkout", ""),
+                **budgets,
             )
         )
         r.reject_unknown()
+
+    def section(key: str, cls, fields: dict[str, tuple]):
+        """An optional table of the profile: each field (kind, expected) or a choice tuple."""
+        if key not in raw:
+            top.used.add(key)
+            return cls()
+        reader = top.table(key)
+        default = cls()
+        values = {}
+        for name, spec in fields.items():
+            if spec[0] == "choice":
+                values[name] = reader.choice(name, spec[1], getattr(default, name))
+            else:
+                values[name] = reader.get(name, spec[0], spec[1], getattr(default, name))
+                if spec[0] == (int, float):
+                    values[name] = float(values[name])
+        reader.reject_unknown()
+        return cls(**values)
+
+    nuclio = section(
+        "nuclio",
+        Nuclio,
+        {
+            "project": (str, "a Nuclio project name"),
+            "version": (str, "a version such as '1.13.0'"),
+            "deploy": ("choice", DEPLOYERS),
+            "ready_timeout_s": ((int, float), "seconds"),
+        },
+    )
+    inference = section(
+        "inference",
+        Inference,
+        {
+            "corner_error_px_max": ((int, float), "pixels"),
+            "grid_mean_error_px_max": ((int, float), "pixels"),
+            "coral_iou_min": ((int, float), "an IoU between 0 and 1"),
+            "lama_response": ("choice", LAMA_RESPONSES),
+            "coral_output": ("choice", CORAL_OUTPUTS),
+            "golden_dir": (str, "a directory of the project"),
+            "golden_tolerance_px": ((int, float), "pixels"),
+        },
+    )
+    latency = section(
+        "latency",
+        Latency,
+        {
+            "calls": (int, "a number of calls"),
+            "warmup": (int, "a number of calls"),
+            "budgets": ("choice", ("gpu", "cpu")),
+        },
+    )
 
     gateway = Gateway()
     if "gateway" in raw:
@@ -390,6 +494,9 @@ def load_profile(path: str | Path) -> Profile:
         allowed_skips=meta.strings("allowed_skips", ()),
         waivers=tuple(waivers),
         bridge=bridge,
+        nuclio=nuclio,
+        inference=inference,
+        latency=latency,
         stability=stability,
         probe_image_from=probe_image_from,
     )

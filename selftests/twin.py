@@ -53,7 +53,9 @@ class Twin:
         return stack
 
     def recreate(self, *services: str, overlay: str | None = None) -> None:
-        self.stack(overlay).run("up", "-d", "--no-deps", "--force-recreate", *services)
+        self.stack(overlay).run(
+            "up", "-d", "--no-deps", "--no-build", "--force-recreate", *services
+        )
         self.settle(services)
 
     def settle(self, services, timeout: float = 90) -> None:
@@ -62,13 +64,16 @@ class Twin:
         suite then sees the fault, not a stack still starting."""
         import httpx
 
-        def settled() -> bool:
+        def running() -> bool:
             for name in services:
                 try:
                     if self.container(name).status != "running":
                         return False
                 except docker.errors.NotFound:
-                    return True  # a fault that removes it
+                    pass  # a fault that removes it
+            return True
+
+        def answers() -> bool:
             try:
                 r = httpx.get(
                     "http://localhost:8080/api/server/about", headers={"Host": "localhost"},
@@ -79,7 +84,9 @@ class Twin:
             return r.status_code not in (502, 503, 504)
 
         with suppress(TimeoutError):
-            self.wait_for(settled, timeout, "the recreated services")
+            self.wait_for(running, timeout, "the recreated services")
+            if "cvat_server" in services:
+                self.wait_for(answers, timeout, "cvat_server answering")
 
     def container(self, name: str):
         return self.docker.containers.get(name)
@@ -93,11 +100,12 @@ class Twin:
         return result.output.decode()
 
     def restore(self, *services: str) -> None:
-        """Back to the guide's stack: recreate what the fault touched, then wait until ready."""
+        """Back to the guide's stack: recreate what the fault touched, start whatever it
+        removed (images are built already: no --build), then wait until ready."""
         stack = ComposeStack.for_twin()
         if services:
-            stack.run("up", "-d", "--no-deps", "--force-recreate", *services)
-        stack.up_like_the_guide()
+            stack.run("up", "-d", "--no-deps", "--no-build", "--force-recreate", *services)
+        stack.run("up", "-d", "--no-build")
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 180) -> None:

@@ -1,0 +1,137 @@
+"""The Nuclio 1.13 dashboard API as the suite uses it: versions, projects, functions, deploy.
+
+    dashboard = Dashboard("http://localhost:8070")
+    dashboard.ensure_project("cvat")
+    dashboard.deploy(function_config(Path(".../gridcorners/nuclio/function.yaml"), "cvat"))
+    dashboard.wait_ready(["pth-yolo-gridcorners"], timeout=180)
+    dashboard.function("pth-yolo-gridcorners")["status"]["httpPort"]
+
+The namespace goes in the `x-nuclio-function-namespace` header only (Nuclio reads no
+`?namespace=`), the project in `x-nuclio-project-name`; CVAT reads namespace `nuclio`, the
+one `nuctl deploy` uses by default, so a function.yaml's own `metadata.namespace` (CVAT's
+files say `cvat`) is replaced by it, as nuctl's `-n` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from criobe_verify.waiting import WaitFailed, WaitTimeout
+
+log = logging.getLogger("criobe_verify")
+
+NAMESPACE = "nuclio"  # CVAT_NUCLIO_FUNCTION_NAMESPACE's default, and nuctl's
+
+
+class DashboardError(RuntimeError):
+    pass
+
+
+def function_config(path: Path, project: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A function.yaml as the dashboard deploys it: namespace and project set like nuctl's
+    `deploy --project-name <project>` with its default namespace."""
+    config = yaml.safe_load(path.read_text())
+    meta = config.setdefault("metadata", {})
+    meta["namespace"] = namespace
+    meta.setdefault("labels", {})["nuclio.io/project-name"] = project
+    return config
+
+
+class Dashboard:
+    def __init__(self, url: str, namespace: str = NAMESPACE, timeout: float = 30) -> None:
+        self.url = url.rstrip("/")
+        self.namespace = namespace
+        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def _headers(self, project: str | None = None) -> dict[str, str]:
+        headers = {"x-nuclio-function-namespace": self.namespace}
+        if project:
+            headers["x-nuclio-project-name"] = project
+        return headers
+
+    def _check(self, r: httpx.Response, what: str, ok: tuple[int, ...]) -> httpx.Response:
+        if r.status_code not in ok:
+            raise DashboardError(f"nuclio: {what} answered {r.status_code}: {r.text[:300]}")
+        return r
+
+    def versions(self) -> dict:
+        return self._check(self.client.get("/api/versions"), "GET /api/versions", (200,)).json()
+
+    def projects(self) -> dict[str, dict]:
+        r = self.client.get("/api/projects", headers={"x-nuclio-project-namespace": self.namespace})
+        return self._check(r, "GET /api/projects", (200,)).json()
+
+    def ensure_project(self, name: str) -> bool:
+        """Create the project when missing (`nuctl create project`); True if created here."""
+        if name in self.projects():
+            return False
+        body = {"metadata": {"name": name, "namespace": self.namespace}, "spec": {}}
+        self._check(self.client.post("/api/projects", json=body), "POST /api/projects", (200, 201))
+        return True
+
+    def delete_project(self, name: str) -> None:
+        body = {"metadata": {"name": name, "namespace": self.namespace}}
+        r = self.client.request("DELETE", "/api/projects", json=body)
+        self._check(r, f"DELETE project {name}", (200, 204, 404))
+
+    def functions(self, project: str | None = None) -> dict[str, dict]:
+        r = self.client.get("/api/functions", headers=self._headers(project))
+        return self._check(r, "GET /api/functions", (200,)).json()
+
+    def function(self, name: str) -> dict | None:
+        r = self.client.get(f"/api/functions/{name}", headers=self._headers())
+        if r.status_code == 404:
+            return None
+        return self._check(r, f"GET /api/functions/{name}", (200,)).json()
+
+    def deploy(self, config: dict[str, Any]) -> None:
+        project = config["metadata"]["labels"]["nuclio.io/project-name"]
+        name = config["metadata"]["name"]
+        existing = self.function(name)
+        if existing is None:
+            r = self.client.post("/api/functions", json=config, headers=self._headers(project))
+        else:
+            r = self.client.put(
+                f"/api/functions/{name}", json=config, headers=self._headers(project)
+            )
+        self._check(r, f"deploy {name}", (200, 201, 202, 204))
+
+    def delete(self, name: str) -> None:
+        body = {"metadata": {"name": name, "namespace": self.namespace}}
+        r = self.client.request("DELETE", "/api/functions", json=body, headers=self._headers())
+        self._check(r, f"DELETE function {name}", (200, 204, 404))
+
+    def wait_ready(self, names: list[str], timeout: float, log_every: float = 10) -> None:
+        """Until every function is `ready`; an `error` state fails at once with its message."""
+        start = last = time.monotonic()
+        while True:
+            states = {}
+            for name in names:
+                f = self.function(name)
+                state = ((f or {}).get("status") or {}).get("state", "absent")
+                if state == "error":
+                    message = (f.get("status") or {}).get("message", "")
+                    raise WaitFailed(f"nuclio: function {name} failed to deploy: {message[:500]}")
+                states[name] = state
+            waiting = {n: s for n, s in states.items() if s != "ready"}
+            if not waiting:
+                return
+            now = time.monotonic()
+            if now - start > timeout:
+                raise WaitTimeout(
+                    f"nuclio: functions not ready after {timeout:.0f} s: "
+                    + ", ".join(f"{n} {s}" for n, s in waiting.items())
+                )
+            if now - last >= log_every:
+                log.warning("waiting for functions (%.0f s): %s", now - start, waiting)
+                last = now
+            time.sleep(1)
+
+    def close(self) -> None:
+        self.client.close()

@@ -17,6 +17,8 @@ pytest_plugins = [
     "fixtures.gateway",
     "fixtures.cvat",
     "fixtures.receiver",
+    "fixtures.nuclio",
+    "fixtures.sample",
     "fixtures.report",
 ]
 
@@ -74,6 +76,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="fail the run on a skip not allow-listed by the profile, or on a layer with "
         "fewer tests than its minimum (on by default with --stack twin)",
+    )
+    group.addoption(
+        "--sample-image",
+        default=None,
+        help="a lab's own quadrat photo for the inference and e2e layers (default: the "
+        "committed synthetic sample, made for the twin)",
+    )
+    group.addoption(
+        "--ground-truth",
+        action="append",
+        default=[],
+        help="ground truth of --sample-image: COCO exports (corners, grid, corals) or a "
+        "ground_truth.json; repeatable",
+    )
+    group.addoption(
+        "--update-golden",
+        action="store_true",
+        help="record the functions' answers on the sample as the golden baseline",
+    )
+    group.addoption(
+        "--budgets",
+        choices=("gpu", "cpu"),
+        default=None,
+        help="which latency budgets apply (default: the profile's [latency] budgets)",
     )
     group.addoption(
         "--summary-json",

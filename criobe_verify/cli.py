@@ -34,7 +34,7 @@ def report_args(reports: Path) -> list[str]:
 # (rootdir PATH, no conftest, "unrecognized arguments"): pass them as `--opt=value`.
 VALUE_OPTIONS = (
     "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--gateway-ip",
-    "--stack-timeout", "--summary-json",
+    "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
 )  # fmt: skip
 
 

@@ -39,9 +39,10 @@ LAYERS: tuple[Layer, ...] = (
     Layer("network", "cvat_cvat, membership, aliases, DNS between containers", 10),
     Layer("gateway", "Smokescreen allows the bridge gateway; SSRF protection on", 8),
     Layer("services", "CVAT, Nuclio dashboard and bridge APIs", 7),
-    Layer("reachability", "functions and services reachable from inside containers", 0),
-    Layer("inference", "function outputs: contract, accuracy, golden", 0),
-    Layer("latency", "per-function latency against budgets", 0),
+    Layer("functions", "Nuclio project cvat, functions deployed and ready, CVAT lists them", 3),
+    Layer("reachability", "functions and services reachable from inside containers", 3),
+    Layer("inference", "function outputs: contract, accuracy, golden, CVAT keeps them", 5),
+    Layer("latency", "per-function latency against budgets", 1),
     Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 4),
     Layer("e2e", "webhook-to-annotation pipeline", 0),
 )

@@ -49,6 +49,14 @@ class Dashboard:
         self.namespace = namespace
         self.client = httpx.Client(base_url=self.url, timeout=timeout)
 
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise DashboardError(
+                f"cannot reach the Nuclio dashboard at {self.url}: {type(exc).__name__}: {exc}"
+            ) from None
+
     def _headers(self, project: str | None = None) -> dict[str, str]:
         headers = {"x-nuclio-function-namespace": self.namespace}
         if project:
@@ -61,10 +69,14 @@ class Dashboard:
         return r
 
     def versions(self) -> dict:
-        return self._check(self.client.get("/api/versions"), "GET /api/versions", (200,)).json()
+        return self._check(
+            self._request("GET", "/api/versions"), "GET /api/versions", (200,)
+        ).json()
 
     def projects(self) -> dict[str, dict]:
-        r = self.client.get("/api/projects", headers={"x-nuclio-project-namespace": self.namespace})
+        r = self._request(
+            "GET", "/api/projects", headers={"x-nuclio-project-namespace": self.namespace}
+        )
         return self._check(r, "GET /api/projects", (200,)).json()
 
     def ensure_project(self, name: str) -> bool:
@@ -72,20 +84,22 @@ class Dashboard:
         if name in self.projects():
             return False
         body = {"metadata": {"name": name, "namespace": self.namespace}, "spec": {}}
-        self._check(self.client.post("/api/projects", json=body), "POST /api/projects", (200, 201))
+        self._check(
+            self._request("POST", "/api/projects", json=body), "POST /api/projects", (200, 201)
+        )
         return True
 
     def delete_project(self, name: str) -> None:
         body = {"metadata": {"name": name, "namespace": self.namespace}}
-        r = self.client.request("DELETE", "/api/projects", json=body)
+        r = self._request("DELETE", "/api/projects", json=body)
         self._check(r, f"DELETE project {name}", (200, 204, 404))
 
     def functions(self, project: str | None = None) -> dict[str, dict]:
-        r = self.client.get("/api/functions", headers=self._headers(project))
+        r = self._request("GET", "/api/functions", headers=self._headers(project))
         return self._check(r, "GET /api/functions", (200,)).json()
 
     def function(self, name: str) -> dict | None:
-        r = self.client.get(f"/api/functions/{name}", headers=self._headers())
+        r = self._request("GET", f"/api/functions/{name}", headers=self._headers())
         if r.status_code == 404:
             return None
         return self._check(r, f"GET /api/functions/{name}", (200,)).json()
@@ -95,16 +109,16 @@ class Dashboard:
         name = config["metadata"]["name"]
         existing = self.function(name)
         if existing is None:
-            r = self.client.post("/api/functions", json=config, headers=self._headers(project))
+            r = self._request("POST", "/api/functions", json=config, headers=self._headers(project))
         else:
-            r = self.client.put(
-                f"/api/functions/{name}", json=config, headers=self._headers(project)
+            r = self._request(
+                "PUT", f"/api/functions/{name}", json=config, headers=self._headers(project)
             )
         self._check(r, f"deploy {name}", (200, 201, 202, 204))
 
     def delete(self, name: str) -> None:
         body = {"metadata": {"name": name, "namespace": self.namespace}}
-        r = self.client.request("DELETE", "/api/functions", json=body, headers=self._headers())
+        r = self._request("DELETE", "/api/functions", json=body, headers=self._headers())
         self._check(r, f"DELETE function {name}", (200, 204, 404))
 
     def wait_ready(self, names: list[str], timeout: float, log_every: float = 10) -> None:

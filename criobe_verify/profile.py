@@ -124,6 +124,9 @@ class Inference:
     # Golden outputs: per function, the recorded baseline (fixtures/data/golden/).
     golden_dir: str = "fixtures/data/golden"
     golden_tolerance_px: float = 2.0
+    # Whether the synthetic sample means anything to these functions: the twin's are made for
+    # it; real CRIOBE models were trained on real photos and are judged on a lab's sample.
+    synthetic_sample: bool = False
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,7 @@ def load_profile(path: str | Path) -> Profile:
             "coral_output": ("choice", CORAL_OUTPUTS),
             "golden_dir": (str, "a directory of the project"),
             "golden_tolerance_px": ((int, float), "pixels"),
+            "synthetic_sample": (bool, "true or false"),
         },
     )
     latency = section(

@@ -30,6 +30,10 @@ S = "tests/test_services.py::"
 W = "tests/test_webhooks.py::"
 
 Tokens = str | tuple[str, ...]
+F = "tests/test_functions.py::"
+R = "tests/test_reachability.py::"
+INF = "tests/test_inference.py::"
+L = "tests/test_latency.py::"
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,47 @@ ADMIN_GROUP_SQL = {
     "auth_group g WHERE u.username = 'admin' AND g.name = 'admin' AND NOT EXISTS (SELECT 1 "
     "FROM auth_user_groups x WHERE x.user_id = u.id AND x.group_id = g.id);",
 }
+
+
+def _function_fault(name: str, fault: str) -> Callable[[Twin], None]:
+    """Redeploy a reference function with one of its fault knobs (CRIOBE_TWIN_FAULT)."""
+    return lambda twin: twin.redeploy(name, env={"CRIOBE_TWIN_FAULT": fault})
+
+
+def _restore_functions(*names: str) -> Callable[[Twin], None]:
+    return lambda twin: twin.restore_functions(*names)
+
+
+def _without_network(config: dict) -> None:
+    del config["spec"]["platform"]["attributes"]["network"]
+
+
+def _function_removed(twin: Twin) -> None:
+    from criobe_verify.nuclio import Dashboard
+
+    dashboard = Dashboard(twin.profile.nuclio_url)
+    try:
+        dashboard.delete("pth-yolo-gridpose")
+    finally:
+        dashboard.close()
+
+
+def _project_removed(twin: Twin) -> None:
+    """The functions redeployed into project `default`, then project cvat deleted: they run,
+    but CVAT (which lists project cvat) sees none."""
+    from criobe_verify.nuclio import Dashboard
+
+    for fn in twin.profile.functions:
+        twin.redeploy(fn.name, project="default")
+    dashboard = Dashboard(twin.profile.nuclio_url)
+    try:
+        dashboard.delete_project(twin.profile.nuclio.project)
+    finally:
+        dashboard.close()
+
+
+def _project_restored(twin: Twin) -> None:
+    twin.restore_functions(*(f.name for f in twin.profile.functions))
 
 
 def _psql(twin: Twin, sql: str) -> None:
@@ -872,6 +917,232 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_server"),
         fails={
             f"{W}test_signed_delivery_verifies_against_the_raw_body": "only port 8000 of the gateway",
+        },
+    ),
+    # --- functions, reachability, inference, latency ---
+    Fault(
+        id="function-without-network-attribute",
+        what="pth-yolo-gridpose deployed without spec.platform.attributes.network (default bridge)",
+        inject=lambda twin: twin.redeploy("pth-yolo-gridpose", edit=_without_network),
+        revert=_restore_functions("pth-yolo-gridpose"),
+        fails={
+            f"{N}test_container_is_on_stack_network[nuclio-nuclio-pth-yolo-gridpose]": (
+                "is on bridge",
+                "spec.platform.attributes.network: cvat_cvat",
+            )
+        },
+    ),
+    Fault(
+        id="function-missing",
+        what="pth-yolo-gridpose deleted from the dashboard",
+        inject=_function_removed,
+        revert=_restore_functions(),
+        fails={
+            f"{C}test_container_exists[nuclio-nuclio-pth-yolo-gridpose]": (
+                "nuclio-nuclio-pth-yolo-gridpose",
+                "nuctl deploy",
+            )
+        },
+    ),
+    Fault(
+        id="function-missing-functions-layer",
+        what="pth-yolo-gridpose deleted (functions layer alone: the containers layer names "
+        "the missing container first)",
+        inject=_function_removed,
+        revert=_restore_functions(),
+        layers=("functions",),
+        fails={
+            f"{F}test_function_is_deployed_and_ready[pth-yolo-gridpose]": "is not deployed",
+            f"{F}test_cvat_lists_the_detector_with_its_labels[pth-yolo-gridpose]": "does not list",
+        },
+    ),
+    Fault(
+        id="nuclio-project-missing",
+        what="project cvat deleted, its functions redeployed into project default",
+        inject=_project_removed,
+        revert=_project_restored,
+        fails={f"{F}test_nuclio_project_exists": ("has no project 'cvat'", "nuctl create project")},
+    ),
+    Fault(
+        id="nuclio-dashboard-stopped",
+        what="the dashboard container stopped (functions layer alone: the containers layer "
+        "names it first)",
+        inject=lambda twin: twin.container("nuclio").stop(timeout=5),
+        revert=_restore("nuclio"),
+        layers=("functions",),
+        fails={
+            f"{F}test_nuclio_dashboard_is_the_profiles_version": "cannot reach the Nuclio dashboard",
+            f"{F}test_nuclio_project_exists": "cannot reach the Nuclio dashboard",
+            **{
+                f"{F}test_function_is_deployed_and_ready[{fn}]": "cannot reach the Nuclio dashboard"
+                for fn in (
+                    "pth-yolo-gridcorners",
+                    "pth-yolo-gridpose",
+                    "pth-lama",
+                    "pth-yolo-coralsegv4",
+                    "pth-facebookresearch-sam-vit-h",
+                )
+            },
+        },
+    ),
+    Fault(
+        id="function-trigger-closed",
+        what="pth-yolo-coralsegv4 healthy but its HTTP trigger never opened (processor knob)",
+        inject=lambda twin: twin.redeploy(
+            "pth-yolo-coralsegv4", env={"NUCLIO_TWIN_FAULT": "trigger-closed"}
+        ),
+        revert=_restore_functions("pth-yolo-coralsegv4"),
+        fails={
+            f"{R}test_bridge_reaches_the_function[pth-yolo-coralsegv4]": "got no HTTP answer",
+            **{
+                f"{R}test_cvat_reaches_the_function_as_its_lambda_manager_does[{src}-pth-yolo-coralsegv4]": (
+                    "got no HTTP answer",
+                    "docker port nuclio-nuclio-pth-yolo-coralsegv4",
+                )
+                for src in ("cvat_server", "cvat_worker_annotation")
+            },
+        },
+    ),
+    Fault(
+        id="annotation-worker-without-host-docker-internal",
+        what="cvat_worker_annotation without the serverless overlay's host.docker.internal",
+        inject=_recreate(
+            "cvat_worker_annotation", "  cvat_worker_annotation:\n    extra_hosts: !reset []\n"
+        ),
+        revert=_restore("cvat_worker_annotation"),
+        fails={
+            f"{R}test_cvat_reaches_the_function_as_its_lambda_manager_does[cvat_worker_annotation-{fn}]": (
+                "extra_hosts has no host.docker.internal entry",
+            )
+            for fn in (
+                "pth-yolo-gridcorners",
+                "pth-yolo-gridpose",
+                "pth-yolo-coralsegv4",
+                "pth-facebookresearch-sam-vit-h",
+            )
+        },
+    ),
+    Fault(
+        id="bridge-nuclio-host-wrong",
+        what="the bridge's NUCLIO_HOST names a host that does not exist",
+        inject=_recreate(
+            "bridge", '  bridge:\n    environment:\n      NUCLIO_HOST: "nuclio_dashboard"\n'
+        ),
+        revert=_restore("bridge"),
+        fails={f"{R}test_bridge_reaches_the_nuclio_dashboard": ("NUCLIO_HOST=nuclio_dashboard",)},
+    ),
+    *[
+        Fault(
+            id=f"function-{fault}",
+            what=f"{name} answering with its '{fault}' fault knob",
+            inject=_function_fault(name, fault),
+            revert=_restore_functions(name),
+            fails={f"{INF}{check}[{name}]": toks},
+        )
+        for name, fault, check, toks in [
+            (
+                "pth-yolo-gridcorners",
+                "three-corners",
+                "test_function_output_follows_the_contract",
+                ("missing 4",),
+            ),
+            (
+                "pth-yolo-gridcorners",
+                "counter-clockwise",
+                "test_function_output_follows_the_contract",
+                ("counter-clockwise",),
+            ),
+            (
+                "pth-yolo-gridcorners",
+                "confidence-fraction",
+                "test_function_output_follows_the_contract",
+                ("is not an integer-percent string",),
+            ),
+            (
+                "pth-yolo-gridcorners",
+                "unknown-label",
+                "test_function_output_follows_the_contract",
+                ("labels ['corner']",),
+            ),
+            (
+                "pth-yolo-gridpose",
+                "116-points",
+                "test_function_output_follows_the_contract",
+                ("missing 117",),
+            ),
+            (
+                "pth-lama",
+                "wrong-size",
+                "test_function_output_follows_the_contract",
+                ("the input was 1024x1024",),
+            ),
+            (
+                "pth-facebookresearch-sam-vit-h",
+                "short-blob",
+                "test_function_output_follows_the_contract",
+                ("expected 4194304",),
+            ),
+            (
+                "pth-yolo-coralsegv4",
+                "error-500",
+                "test_function_answers_the_sample",
+                ("answered 500", "CRIOBE_TWIN_FAULT=error-500"),
+            ),
+            (
+                "pth-yolo-gridcorners",
+                "offset-10px",
+                "test_function_is_accurate_on_the_sample",
+                ("worst 10", "> 3 px"),
+            ),
+            (
+                "pth-yolo-gridpose",
+                "column-major",
+                "test_function_is_accurate_on_the_sample",
+                ("grid mean error", "per element id"),
+            ),
+            (
+                "pth-lama",
+                "identity",
+                "test_function_is_accurate_on_the_sample",
+                ("the strings were not removed",),
+            ),
+            (
+                "pth-yolo-coralsegv4",
+                "drift",
+                "test_function_output_matches_its_golden",
+                ("drifted from the recorded golden",),
+            ),
+        ]
+    ],
+    Fault(
+        id="function-slower-than-its-budget",
+        what="pth-yolo-gridcorners sleeps 2.8 s per call (CPU budget 2.5 s)",
+        inject=lambda twin: twin.redeploy(
+            "pth-yolo-gridcorners", env={"CRIOBE_TWIN_DELAY_S": "2.8"}
+        ),
+        revert=_restore_functions("pth-yolo-gridcorners"),
+        profile_edit=lambda t: t.replace("calls = 10\nwarmup = 2", "calls = 3\nwarmup = 0"),
+        layers=("latency",),
+        fails={
+            f"{L}test_function_latency_is_within_budget[pth-yolo-gridcorners]": (
+                "p95 2.",
+                "≤ 2.5 s",
+            )
+        },
+    ),
+    Fault(
+        id="cvat-cannot-call-functions-online",
+        what="cvat_server without host.docker.internal (inference layer alone: the "
+        "reachability layer names it first)",
+        inject=_recreate(
+            "cvat_server",
+            '  cvat_server:\n    extra_hosts: !override ["bridge.gateway:host-gateway"]\n',
+        ),
+        revert=_restore("cvat_server"),
+        layers=("inference",),
+        fails={
+            f"{INF}test_cvat_keeps_what_the_function_returned[{fn}]": "POST /api/lambda/functions/"
+            for fn in ("pth-yolo-gridcorners", "pth-yolo-gridpose", "pth-yolo-coralsegv4")
         },
     ),
 ]

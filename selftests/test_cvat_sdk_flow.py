@@ -9,19 +9,16 @@ rejects). Everything created is deleted at the end.
 
 from __future__ import annotations
 
-import html
 import importlib.util
 import json
-import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
+from criobe_verify.labels import FILES, project_labels
 
 HERE = Path(__file__).resolve().parent
-LABELS_DIR = PROJECT_ROOT / "criobe_verify" / "data" / "criobe-labels"
 
 
 def _load(name):
@@ -40,17 +37,8 @@ pytestmark = pytest.mark.twin
 
 def fixed_labels(filename: str) -> list[dict]:
     """The README's fix-up: unescape the svg, data-label-id="<id>" -> data-label-name="<k>"."""
-    labels = json.loads((LABELS_DIR / filename).read_text())
-    for label in labels:
-        if label.get("svg"):
-            svg = html.unescape(label["svg"])
-            svg = re.sub(
-                r'data-element-id="(\d+)" data-node-id="(\d+)" data-label-id="\d+"',
-                r'data-element-id="\1" data-node-id="\2" data-label-name="\1"',
-                svg,
-            )
-            label["svg"] = svg
-    return labels
+    kind = next(k for k, f in FILES.items() if f == filename)
+    return project_labels(kind)
 
 
 @pytest.fixture

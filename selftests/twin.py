@@ -108,6 +108,51 @@ class Twin:
         stack.run("up", "-d", "--no-build")
         self.wait_ready()
 
+    # --- functions (deployed by --stack twin through the dashboard) ---
+
+    def function_yaml(self, name: str) -> Path:
+        fn = next(f for f in self.profile.functions if f.name == name)
+        return PROJECT_ROOT / "twin" / fn.path / "function.yaml"
+
+    def redeploy(
+        self,
+        name: str,
+        env: Mapping[str, str] | None = None,
+        edit=None,
+        project: str | None = None,
+    ) -> None:
+        """Redeploy a function through the dashboard as a lab would after editing its
+        function.yaml: extra environment (a fault knob), or any edit of the config."""
+        from criobe_verify.nuclio import Dashboard, function_config
+
+        config = function_config(self.function_yaml(name), project or self.profile.nuclio.project)
+        if env:
+            spec_env = [e for e in config["spec"].get("env", []) if e["name"] not in env]
+            config["spec"]["env"] = spec_env + [{"name": k, "value": v} for k, v in env.items()]
+        if edit:
+            edit(config)
+        dashboard = Dashboard(self.profile.nuclio_url)
+        try:
+            dashboard.deploy(config)
+            dashboard.wait_ready([name], 180)
+        finally:
+            dashboard.close()
+
+    def restore_functions(self, *names: str) -> None:
+        """The named functions redeployed from their function.yaml as it is (dropping a
+        fault), and whatever is missing deployed as --stack twin deploys it."""
+        from criobe_verify.deploy import deploy_functions
+        from criobe_verify.nuclio import Dashboard
+
+        dashboard = Dashboard(self.profile.nuclio_url)
+        try:
+            dashboard.ensure_project(self.profile.nuclio.project)
+        finally:
+            dashboard.close()
+        for name in names:
+            self.redeploy(name)
+        deploy_functions(self.profile, PROJECT_ROOT / "twin", twin=True)
+
     def wait_ready(self, timeout: float = 180) -> None:
         wait_for_stack(self.docker, self.profile, timeout)
 

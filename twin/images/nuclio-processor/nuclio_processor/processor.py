@@ -260,7 +260,10 @@ def main(argv=None):
             "Exception raised while running init_context", traceback=traceback.format_exc()
         )
         return 1
-    _serve(8080, make_trigger_handler(function))
+    # A twin fault knob for the selftests: the processor stays healthy but never opens its
+    # HTTP trigger, as a processor whose trigger failed to bind while its health server runs.
+    if os.environ.get("NUCLIO_TWIN_FAULT") != "trigger-closed":
+        _serve(8080, make_trigger_handler(function))
     function.logger.info_with("Processor started", handler=function.spec.get("handler"))
     threading.Event().wait()
     return 0

@@ -1,0 +1,45 @@
+"""Charts for the report, drawn with matplotlib (Agg, no display) as base64 PNGs.
+
+png = latency_chart([{"function": "pth-lama", "p50_s": 0.2, "p95_s": 0.3, "max_s": 0.4,
+                      "first_s": 0.9, "budget_s": 2.5}])
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+
+def _png(figure: Any) -> str:
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def latency_chart(stats: list[dict[str, Any]]) -> str:
+    """p50 / p95 / max per function as bars, the first call as a dot, the budget as a tick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    names = [s["function"] for s in stats]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.2))
+    y = range(len(names))
+    ax.barh(y, [s["max_s"] for s in stats], color="#f4c7c3", label="max")
+    ax.barh(y, [s["p95_s"] for s in stats], color="#f28b82", label="p95")
+    ax.barh(y, [s["p50_s"] for s in stats], color="#c5221f", label="p50")
+    ax.scatter([s["first_s"] for s in stats], y, color="#202124", zorder=3, label="first call")
+    budgets = [(i, s["budget_s"]) for i, s in enumerate(stats) if s.get("budget_s")]
+    if budgets:
+        ax.scatter([b for _, b in budgets], [i for i, _ in budgets], marker="|", s=400,
+                   color="#188038", zorder=4, label="budget (p95)")  # fmt: skip
+    ax.set_yticks(list(y), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per call")
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(axis="x", alpha=0.3)
+    png = _png(fig)
+    plt.close(fig)
+    return png

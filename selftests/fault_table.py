@@ -53,6 +53,9 @@ class Fault:
     # would otherwise catch the same fault first and skip it.
     layers: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
+    # Checks (id patterns, * wildcards) the fault must make skip, and what the skip must say
+    # (any of the tokens): an optional part absent is a skip with its reason, not a failure.
+    skips: Mapping[str, Tokens] = field(default_factory=dict)
 
 
 def tokens(fragment: Tokens) -> tuple[str, ...]:
@@ -257,14 +260,18 @@ def _without_network(config: dict) -> None:
     del config["spec"]["platform"]["attributes"]["network"]
 
 
-def _function_removed(twin: Twin) -> None:
+def _delete_function(twin: Twin, name: str) -> None:
     from criobe_verify.nuclio import Dashboard
 
     dashboard = Dashboard(twin.profile.nuclio_url)
     try:
-        dashboard.delete("pth-yolo-gridpose")
+        dashboard.delete(name)
     finally:
         dashboard.close()
+
+
+def _function_removed(twin: Twin) -> None:
+    _delete_function(twin, "pth-yolo-gridpose")
 
 
 def _project_removed(twin: Twin) -> None:
@@ -1143,6 +1150,20 @@ FAULTS: list[Fault] = [
         fails={
             f"{INF}test_cvat_keeps_what_the_function_returned[{fn}]": "POST /api/lambda/functions/"
             for fn in ("pth-yolo-gridcorners", "pth-yolo-gridpose", "pth-yolo-coralsegv4")
+        },
+    ),
+    Fault(
+        id="optional-sam-absent",
+        what="the optional SAM function not deployed: its checks skip, saying so",
+        inject=lambda twin: _delete_function(twin, "pth-facebookresearch-sam-vit-h"),
+        revert=_restore_functions(),
+        fails={},
+        skips={
+            "*[*pth-facebookresearch-sam-vit-h]": (
+                "optional",
+                "which was skipped",
+                "no such container",
+            )
         },
     ),
 ]

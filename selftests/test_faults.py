@@ -11,6 +11,7 @@ from contextlib import nullcontext
 
 import pytest
 
+from criobe_verify.waivers import id_matches
 from selftests.fault_table import FAULTS, Fault, tokens
 from selftests.twin import TWIN_PROFILE, Twin, port_held
 
@@ -52,6 +53,15 @@ def check_outcome(fault: Fault, summary: dict, waived: set[str] = frozenset()) -
     for tid, entry in tests.items():
         assert entry["outcome"] != "not run", f"{fault.id}: {tid} did not run\n{summary['output']}"
         if entry["outcome"] == "skipped":
+            expected_skip = [
+                toks for pattern, toks in fault.skips.items() if id_matches(pattern, tid)
+            ]
+            if expected_skip:
+                assert any(tok in entry["message"] for tok in tokens(expected_skip[0])), (
+                    f"{fault.id}: {tid} skipped without saying why ({expected_skip[0]!r}): "
+                    f"{entry['message']}"
+                )
+                continue
             assert any(f in entry["message"] for f in fault.fails), (
                 f"{fault.id}: {tid} skipped for another reason: {entry['message']}"
             )

@@ -190,6 +190,18 @@ class Prober:
             "via": f"helper {self.helper_image}",
         }
 
+    def run_many(
+        self, container: Any, calls: list[tuple[str, ...]], timeout_s: float = 60
+    ) -> list[dict]:
+        """Several probes in one exec (one interpreter start instead of one each)."""
+        result = self.run(
+            container, "batch", json.dumps([list(c) for c in calls]), timeout_s=timeout_s
+        )
+        if not result.get("ok") or len(result.get("results") or []) != len(calls):
+            return [{"ok": False, "error": result.get("error", "batch failed")} for _ in calls]
+        via = result.get("via")
+        return [{**r, "via": via} for r in result["results"]]
+
     def _via_helper(self, container: Any, argv: list[str], timeout_s: float) -> dict:
         missing = self.without_tool[container.name]
         if not self.helper_image:

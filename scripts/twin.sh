@@ -17,6 +17,16 @@ case "${1:-}" in
       echo "twin.sh: cvat_server runs $image, not the twin: not touching it" >&2
       exit 1
     fi
+    # The twin's function containers are the dashboard's, not compose services: they go
+    # first (they hold the network), with their processor-config volumes; a lab's own
+    # functions (other images) are not touched.
+    for c in $(docker ps -aq --filter label=nuclio.io/platform=local); do
+      fimage=$(docker inspect -f '{{.Config.Image}}' "$c")
+      [ "${fimage#criobe-twin/}" != "$fimage" ] || continue
+      name=$(docker inspect -f '{{.Name}}' "$c"); name=${name#/}
+      docker rm -f "$c" >/dev/null
+      docker volume rm "$name" >/dev/null 2>&1 || true
+    done
     compose down --remove-orphans
     ;;
   ps) compose ps ;;

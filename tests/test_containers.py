@@ -208,7 +208,7 @@ def test_other_health_checks_pass(stack_snapshot, expected_containers, profile):
 
 
 def test_supervised_programs_are_running(
-    supervised_container, stack_container, profile, depends_on
+    supervised_container, stack_container, supervisor_status, profile, depends_on
 ):
     """supervisord restarts a crashing program inside the container, so the container's own
     restart count never moves: `supervisorctl status` shows the state and the uptime."""
@@ -216,7 +216,7 @@ def test_supervised_programs_are_running(
     depends_on(exists_check(name))
     depends_on(f"{THIS}test_container_is_running[{name}]")
     c = stack_container(name)
-    code, out = exec_in(c, STATUS_CMD)
+    code, out = supervisor_status.get(name) or exec_in(c, STATUS_CMD)
     if missing_tool(code, out):
         pytest.skip(
             f"{name}: has no supervisorctl ({out.strip()[-120:]}), so its programs cannot be "

@@ -48,8 +48,7 @@ def test_smokescreen_is_listening(
 ):
     container = container_named(gateway_container)
     proxy = profile.gateway.proxy
-    proc = prober.run(container, "process", "smokescreen")
-    port = prober.run(container, "listening", proxy)
+    proc, port = prober.run_many(container, [("process", "smokescreen"), ("listening", proxy)])
     if proc.get("ok") and port.get("ok"):
         return
     if smokescreen_opts is None:

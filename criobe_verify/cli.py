@@ -4,6 +4,7 @@
     criobe-verify --stack twin             # build and start the CI twin, check it, tear down
     criobe-verify --phase preinstall       # before installing
     criobe-verify --reports DIR -- -k ports   # anything after -- goes to pytest
+    criobe-verify cleanup [--dry-run]      # what interrupted runs left in CVAT
 
 Writes DIR/report.html (self-contained), DIR/junit.xml and DIR/summary.json (default
 DIR: ./reports). The exit code is pytest's.
@@ -58,6 +59,11 @@ def join_option_values(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["cleanup"]:
+        from criobe_verify.cleanup import main as cleanup
+
+        os.chdir(PROJECT_ROOT)
+        return cleanup(args[1:])
     reports = Path("reports")
     if "--reports" in args:
         i = args.index("--reports")

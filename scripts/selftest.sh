@@ -46,7 +46,8 @@ status=0
 step "twin conformance: recorded CVAT exchanges, cvat-sdk flow, Smokescreen truth table"
 .venv/bin/python -m pytest -p no:cacheprovider -m twin -q \
   selftests/test_cvat_conformance.py selftests/test_cvat_sdk_flow.py \
-  selftests/test_smokescreen_twin.py --junitxml=reports/conformance-junit.xml || status=$?
+  selftests/test_smokescreen_twin.py selftests/test_cli.py \
+  --junitxml=reports/conformance-junit.xml || status=$?
 
 step "fault table against the running twin"
 .venv/bin/python -m pytest -p no:cacheprovider selftests/test_faults.py -m twin -v \

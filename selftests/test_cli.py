@@ -96,3 +96,32 @@ def test_stack_up_refuses_to_take_over_a_running_project(tmp_path):
     stopped = json.loads((reports / "summary.json").read_text())["stopped"]
     assert "is already running" in stopped and "--reuse-running" in stopped
     assert {c.id: c.status for c in client.containers.list(all=True)} == before
+
+
+@pytest.mark.twin
+def test_cleanup_removes_what_runs_left_and_nothing_else():
+    import httpx
+
+    from criobe_verify.redact import parse_env_lines
+
+    env = parse_env_lines((PROJECT_ROOT / "twin/bridge/.env").read_text().splitlines())
+    with httpx.Client(base_url="http://localhost:8080", headers={"Host": "localhost"}) as cvat:
+        key = cvat.post(
+            "/api/auth/login", json={"username": env["CVAT_USER"], "password": env["CVAT_PWD"]}
+        ).json()["key"]
+        cvat.headers["Authorization"] = f"Token {key}"
+        cvat.cookies.clear()
+        left = cvat.post("/api/projects", json={"name": "criobe-verify-20260101000000-abcdef-x"})
+        kept = cvat.post("/api/projects", json={"name": "criobe-verify-notes-of-the-lab"})
+        assert left.status_code == kept.status_code == 201
+        try:
+            dry = _run("cleanup", "--profile", "profiles/twin.toml", "--dry-run")
+            assert dry.returncode == 0 and "would delete project" in dry.stdout
+            assert cvat.get(f"/api/projects/{left.json()['id']}").status_code == 200
+            proc = _run("cleanup", "--profile", "profiles/twin.toml")
+            assert proc.returncode == 0, proc.stderr
+            assert cvat.get(f"/api/projects/{left.json()['id']}").status_code == 404
+            assert cvat.get(f"/api/projects/{kept.json()['id']}").status_code == 200
+        finally:
+            cvat.delete(f"/api/projects/{kept.json()['id']}")
+            cvat.delete(f"/api/projects/{left.json()['id']}")

@@ -621,6 +621,8 @@ RESPONSE_MODELS = [
     ("PATCH", r"^/api/tasks/\d+$", "TaskRead"),
     ("POST", r"^/api/tasks/\d+/data$", "DataResponse"),
     ("GET", r"^/api/requests/[^/]+$", "Request"),
+    ("POST", r"^/api/lambda/requests$", "FunctionCall"),
+    ("GET", r"^/api/lambda/requests/[^/]+$", "FunctionCall"),
     ("GET", r"^/api/jobs$", "PaginatedJobReadList"),
     ("GET", r"^/api/jobs/\d+$", "JobRead"),
     ("PATCH", r"^/api/jobs/\d+$", "JobRead"),

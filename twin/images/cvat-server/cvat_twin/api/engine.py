@@ -1028,11 +1028,16 @@ def _shape_out(row, elements, as_float, keys):
         "label_id": row["label_id"],
         "group": row["group_id"],
         "source": row["source"],
-        "attributes": row["attributes"],
+        # jsonb keeps keys shortest first; the serializer's order is spec_id, value
+        "attributes": _attribute_values(row["attributes"]),
     }
     if elements is not None:
         data["elements"] = elements
     return {k: data[k] for k in keys if k in data}
+
+
+def _attribute_values(attributes):
+    return [{"spec_id": a["spec_id"], "value": a["value"]} for a in attributes]
 
 
 def insert_shape(cur, job_id, shape, parent_id=None, kind="shape", keep_id=False):
@@ -1130,7 +1135,7 @@ def annotations_read(cur, job_ids):
         if row["kind"] == "tag":
             tags.append({"id": row["id"], "frame": row["frame"], "label_id": row["label_id"],
                          "group": row["group_id"], "source": row["source"],
-                         "attributes": row["attributes"]})  # fmt: skip
+                         "attributes": _attribute_values(row["attributes"])})  # fmt: skip
             continue
         elements = [_shape_out(c, None, True, GET_KEYS) for c in children.get(row["id"], [])]
         for element in elements:
@@ -1207,7 +1212,8 @@ def _annotations(request, job_ids, task, job=None):
                     )
                     out_tags.append({"id": row["id"], "frame": row["frame"],
                                      "label_id": row["label_id"], "group": row["group_id"],
-                                     "source": row["source"], "attributes": row["attributes"]})  # fmt: skip
+                                     "source": row["source"],
+                                     "attributes": _attribute_values(row["attributes"])})  # fmt: skip
             body = {"version": 0, "tags": out_tags if action != "delete" else tags,
                     "shapes": out_shapes if action != "delete" else shapes, "tracks": []}  # fmt: skip
             status = 200

@@ -17,8 +17,8 @@ import requests
 
 from .. import db
 from ..lambda_manager import gateway, queue
-from ..lambda_manager.function import FrameError, LambdaError, TaskTarget
-from ..lambda_manager.worker import frame_reader
+from ..lambda_manager.frames import load_target
+from ..lambda_manager.function import FrameError, LambdaError
 from ..routing import route
 from . import engine
 from .common import (
@@ -70,14 +70,9 @@ def _user(request):
 
 
 def _target(cur, user, task_id, job_id=None):
-    task = engine.get_task(cur, task_id)
+    task, target = load_target(cur, task_id, job_id)
     check_owner(user, *engine._task_owners(cur, task))
-    labels = [engine.label_read(cur, label) for label in engine.labels_of(cur, task_id=task_id)]
-    job = None
-    if job_id is not None:
-        row = engine.get_job(cur, job_id)
-        job = {"id": row["id"], "start_frame": row["start_frame"], "stop_frame": row["stop_frame"]}
-    return TaskTarget(task_id, labels, task["size"] or 0, frame_reader(task_id), job)
+    return target
 
 
 # -- functions --------------------------------------------------------------------------------

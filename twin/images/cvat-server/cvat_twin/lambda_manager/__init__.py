@@ -6,6 +6,7 @@ Nuclio dashboard, online calls from cvat_server, auto-annotation requests run on
                   (POST http://host.docker.internal:<status.httpPort>/), through `requests`
     function.py   LambdaFunction: the dashboard entry parsed, to_dict(), invoke() (label
                   mapping, frame checks, payload, filtering of the function's answer)
+    frames.py     the target task's labels and original frame bytes, from cvat_db
     queue.py      LambdaQueue: enqueue (409 on a running request), fetch, list; FunctionCall dicts
     worker.py     the RQ job: cleanup, one invocation per frame, shapes written with source auto
 

@@ -16,35 +16,9 @@ import rq
 
 from .. import db
 from ..api import engine, events
-from .function import TaskTarget
+from .frames import load_target
 
 SUBMIT_EVERY = 100
-
-
-def load_target(cur, task_id, job_id=None):
-    """The task row and a TaskTarget reading the task's original frame bytes."""
-    task = engine.get_task(cur, task_id)
-    labels = [engine.label_read(cur, label) for label in engine.labels_of(cur, task_id=task_id)]
-    job = None
-    if job_id is not None:
-        row = engine.get_job(cur, job_id)
-        job = {"id": row["id"], "start_frame": row["start_frame"], "stop_frame": row["stop_frame"]}
-    return task, TaskTarget(task_id, labels, task["size"] or 0, frame_reader(task_id), job)
-
-
-def frame_reader(task_id):
-    def read(frame):
-        with db.transaction() as cur:
-            cur.execute(
-                "SELECT content FROM twin_frame WHERE task_id = %s AND frame = %s",
-                (task_id, frame),
-            )
-            row = cur.fetchone()
-        if row is None:
-            raise ValueError(f"frame {frame} of task {task_id} has no data")
-        return bytes(row["content"])
-
-    return read
 
 
 def convert_labels(db_labels):

@@ -258,7 +258,11 @@ class LambdaReplayer:
 
     def poll(self, name: str, exchange: dict) -> httpx.Response:
         """Poll until the recorded status (the twin's timing is not the recording's); the
-        statuses seen on the way must follow queued -> started -> finished | failed."""
+        statuses seen on the way must follow queued -> started -> finished | failed.
+
+        LambdaJob.to_dict reads the job's hash, then its status again (get_status()): a poll
+        that races the worker's write can read `started` or a final status with the date that
+        goes with it still null, in CVAT as in the twin. Such a torn answer is polled past."""
         wanted = exchange["response"]["json"]["status"]
         seen: list[str] = []
         deadline = time.monotonic() + 60
@@ -267,7 +271,11 @@ class LambdaReplayer:
             status = response.json().get("status") if response.status_code == 200 else None
             if not seen or seen[-1] != status:
                 seen.append(status)
-            if status == wanted or status in FINAL or time.monotonic() > deadline:
+            body = response.json() if response.status_code == 200 else {}
+            torn = (status in ("started", *FINAL) and body.get("started") is None) or (
+                status in FINAL and body.get("ended") is None
+            )
+            if ((status == wanted or status in FINAL) and not torn) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         self.statuses[name] = seen

@@ -466,3 +466,42 @@ def test_deleting_a_running_request(replayed, twin):
     shapes = http.get(f"/api/jobs/{job}/annotations", headers=headers).json()["shapes"]
     assert shapes == []
     twin.function("pth-yolo-coralsegv4", "GET", "/_stub/requests")
+
+
+def _rle(bits: list[int]) -> list[int]:
+    """COCO run lengths of a flat mask, the first run counting zeros."""
+    counts, current, run = [], 0, 0
+    for bit in bits:
+        if bit == current:
+            run += 1
+        else:
+            counts.append(run)
+            current, run = bit, 1
+    return [*counts, run]
+
+
+def test_a_mask_without_conv_mask_to_poly_is_stored_as_rle(replayed, twin):
+    """Not recorded; CVAT 2.29.0's _call_detector: without conv_mask_to_poly a mask shape keeps
+    type mask, its points the RLE of the flat mask (datumaro's mask_to_rle) and the bbox."""
+    http, headers = replayed.http, replayed.headers()
+    task, job = replayed.ids.get("task", 9), replayed.ids.get("job", 9)
+    answers = _json("nuclio_function_answers.json")["pth-yolo-coralsegv4"]
+    twin.function("pth-yolo-coralsegv4", "POST", "/_stub/answer",
+                  {"status": 200, "delay_s": 0, "body": answers})  # fmt: skip
+    created = http.post("/api/lambda/requests", headers=headers,
+                        json={"function": "pth-yolo-coralsegv4", "task": task, "cleanup": True})  # fmt: skip
+    assert created.status_code == 200, created.text
+    deadline = time.monotonic() + 30
+    while (
+        body := http.get(f"/api/lambda/requests/{created.json()['id']}", headers=headers).json()
+    )["status"] not in FINAL:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert body["status"] == "finished", body
+    shapes = http.get(f"/api/jobs/{job}/annotations", headers=headers).json()["shapes"]
+    porites = next(a for a in answers if a["label"] == "Porites")
+    masks = [s for s in shapes if s["type"] == "mask"]
+    assert len(masks) == 1 and len(shapes) == 3
+    expected = [*_rle(porites["mask"][:-4]), *porites["mask"][-4:]]
+    assert masks[0]["points"] == [float(v) for v in expected]
+    twin.function("pth-yolo-coralsegv4", "GET", "/_stub/requests")

@@ -24,7 +24,7 @@ step "ruff"
 
 step "unit selftests"
 .venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
-  -m "not twin and not twin_preinstall and not twin_images and not nuclio_twin" -q
+  -m "not twin and not twin_preinstall and not twin_images and not nuclio_twin and not lambda_twin" -q
 
 step "twin images under test tags (beside any running twin)"
 .venv/bin/python -m pytest -p no:cacheprovider selftests -m twin_images -q
@@ -32,6 +32,10 @@ step "twin images under test tags (beside any running twin)"
 step "Nuclio dashboard twin and function runtime conformance (private dashboard, own network)"
 .venv/bin/python -m pytest -p no:cacheprovider selftests/test_nuclio_twin.py -m nuclio_twin -q \
   --junitxml=reports/nuclio-twin-junit.xml
+
+step "CVAT lambda manager conformance (private twin criobelambda, stub dashboard and functions)"
+.venv/bin/python -m pytest -p no:cacheprovider selftests/test_cvat_lambda_conformance.py \
+  -m lambda_twin -q --junitxml=reports/lambda-twin-junit.xml
 
 step "twin down for the preinstall phase (left over from an earlier run?)"
 bash scripts/twin.sh down

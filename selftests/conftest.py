@@ -6,6 +6,8 @@ pytest selftests -m twin              # twin up (--stack twin --keep-up): the fa
 pytest selftests -m twin_images       # builds the twin's images under test tags and runs them
                                       # beside a running twin (selftests/twin_images.py)
 pytest selftests -m nuclio_twin       # Docker: a private Nuclio dashboard twin, its conformance
+pytest selftests -m lambda_twin       # Docker: a private CVAT twin, stub dashboard and functions,
+                                      # the lambda recordings replayed (selftests/lambda_twin.py)
 """
 
 import pytest
@@ -14,7 +16,7 @@ pytest_plugins = ["pytester"]
 
 # Function handlers that run inside the twin's function images, not test modules; their
 # main.py files would also clash by name under --doctest-modules.
-collect_ignore_glob = ["data/nuclio-test-functions/*"]
+collect_ignore_glob = ["data/nuclio-test-functions/*", "lambda_stub/*"]
 
 
 def pytest_configure(config):
@@ -25,6 +27,11 @@ def pytest_configure(config):
     )
     config.addinivalue_line(
         "markers", "nuclio_twin: builds and runs a private Nuclio dashboard twin (needs Docker)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "lambda_twin: builds and runs a private CVAT twin with stub Nuclio dashboard and functions"
+        " (needs Docker)",
     )
 
 

@@ -13,6 +13,7 @@ containers as http://bridge.gateway:<port>/hook through their Smokescreen, which
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import io
@@ -44,7 +45,10 @@ RECORDED_USER_AGENT = "CVAT/2.29.0 python-requests/2.32.3"
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ID_KEYS = {"id", "project_id", "task_id", "job_id", "label_id", "parent_id", "webhook_id",
-           "data", "spec_id", "result_id", "parent_job_id"}  # fmt: skip
+           "data", "spec_id", "result_id", "parent_job_id", "task", "job"}  # fmt: skip
+# which IdMap kind a recorded id under these keys is (check_ids)
+ID_KINDS = {"project_id": "project", "task_id": "task", "job_id": "job", "label_id": "label",
+            "spec_id": "attribute", "task": "task", "job": "job"}  # fmt: skip
 SECRET_KEYS = {"key"}
 
 
@@ -68,10 +72,13 @@ def _mask_string(text: str, aliases: dict[str, str]) -> str:
         return "<date>"
     if UUID_RE.match(text):
         return "<uuid>"
-    # ids inside URLs, rq ids and svg references
+    # ids inside URLs, rq ids, messages and svg references
     text = re.sub(r"(/api/[a-z_]+/)\d+", r"\1<id>", text)
     text = re.sub(r"((?:project|task|job)_id=)\d+", r"\1<id>", text)
     text = re.sub(r"(task-)\d+", r"\1<id>", text)
+    text = re.sub(r"(task #)\d+", r"\1<id>", text)
+    # repr() of objects in exception texts (urllib3's connections)
+    text = re.sub(r"( object at 0x)[0-9a-f]+", r"\1<addr>", text)
     text = re.sub(r'(data-label-id=\\?")\d+', r"\1<id>", text)
     text = re.sub(r"^(https?://)[^/]+", r"\1<host>", text)
     return text
@@ -93,6 +100,8 @@ def normalize(value, aliases: dict[str, str] | None = None, key: str | None = No
         return "<int>"
     if key in SECRET_KEYS and isinstance(value, str):
         return "<secret>"
+    if key == "exc_info" and isinstance(value, str):
+        return traceback_summary(_mask_string(value, aliases))
     if key in {"last_login", "date_joined"} and value is None:
         return value
     if isinstance(value, str):
@@ -100,6 +109,46 @@ def normalize(value, aliases: dict[str, str] | None = None, key: str | None = No
             return "<color>"
         return _mask_string(value, aliases)
     return value
+
+
+def traceback_summary(text: str) -> str:
+    """A Python traceback as what two runs share: its first line, how many exceptions are
+    chained, and the last one's line (the frames are another program's)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return text
+    chained = text.count("During handling of the above exception") + text.count(
+        "The above exception was the direct cause"
+    )
+    return f"{lines[0]} [+{chained} chained] {lines[-1]}"
+
+
+def check_ids(recorded, actual, ids: IdMap, path: str = "$") -> list[str]:
+    """Ids the masking hides: a recorded id of a known object must be the twin's object that
+    the replay paired with it (label_id, spec_id, task, job ...). Skeleton elements are paired
+    by label, since their order is free."""
+    problems: list[str] = []
+    if isinstance(recorded, dict) and isinstance(actual, dict):
+        for key, value in recorded.items():
+            if key not in actual:
+                continue
+            kind = ID_KINDS.get(key)
+            if kind and isinstance(value, int) and value in ids.maps.get(kind, {}):
+                if actual[key] != ids.get(kind, value):
+                    problems.append(
+                        f"{path}.{key}: {actual[key]!r} is not the twin's {kind} for recorded"
+                        f" {value} ({ids.get(kind, value)})"
+                    )
+            elif key == "elements" and isinstance(value, list) and isinstance(actual[key], list):
+                rec = sorted(value, key=lambda e: ids.get("label", e.get("label_id", 0)))
+                act = sorted(actual[key], key=lambda e: e.get("label_id", 0))
+                problems += check_ids(rec, act, ids, f"{path}.{key}")
+            else:
+                problems += check_ids(value, actual[key], ids, f"{path}.{key}")
+    elif isinstance(recorded, list) and isinstance(actual, list):
+        for i, (r, a) in enumerate(zip(recorded, actual, strict=False)):
+            problems += check_ids(r, a, ids, f"{path}[{i}]")
+    return problems
 
 
 def _type(value) -> str:
@@ -197,7 +246,8 @@ class IdMap:
                 child = {"owner": "user", "assignee": "user", "sender": "user",
                          "sublabels": "label", "elements": "shape", "shapes": "shape",
                          "tags": "shape", "webhook": "webhook", "task": "task",
-                         "job": "job", "results": own}.get(key)  # fmt: skip
+                         "job": "job", "results": own,
+                         "attributes": "attribute"}.get(key)  # fmt: skip
                 if key in {"project_id", "task_id", "job_id", "webhook_id", "label_id"}:
                     k = key[:-3]
                     if isinstance(value, int) and isinstance(actual[key], int):
@@ -237,6 +287,8 @@ class IdMap:
             return [self.body(v, key) for v in value]
         if key in {"project_id", "task_id", "job_id", "label_id"} and isinstance(value, int):
             return self.get(key[:-3], value)
+        if key in {"task", "job"} and isinstance(value, int) and not isinstance(value, bool):
+            return self.get(key, value)
         return value
 
 
@@ -372,14 +424,169 @@ def compare_response(
         elif lname == "location":
             if normalize(got) != normalize(value):
                 problems.append(f"Location {got!r} != recorded {value!r}")
+        elif lname == "content-length":
+            problems += _content_length_problems(rec, int(value), response)
         elif got != value:
             problems.append(f"header {name}: {got!r} != recorded {value!r}")
+    if "text" in rec and rec.get("json") is None:
+        # a non-JSON answer (Django's HTML error page): the same text
+        if response.text != rec["text"]:
+            problems.append(f"body {response.text[:200]!r} != recorded {rec['text'][:200]!r}")
+        return problems
     try:
         body = response.json() if response.content else None
     except ValueError:
         return [*problems, f"body is not JSON: {response.text[:200]!r}"]
     problems += diff(normalize(rec["json"], aliases), normalize(body, aliases))
     return problems
+
+
+def rendered_length(rec: dict) -> int:
+    """Length of a recorded body as the server rendered it (DRF's compact JSON)."""
+    if "text" in rec and rec.get("json") is None:
+        return len(rec["text"].encode("utf-8"))
+    if rec.get("json") is None:
+        return 0
+    return len(json.dumps(rec["json"], ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _content_length_problems(rec: dict, recorded: int, response: httpx.Response) -> list[str]:
+    """Django's GZipMiddleware leaves bodies under 200 bytes alone and pads a gzipped body with
+    a file name of 0-99 random bytes, keeping the original when that is not shorter: a body of
+    a few hundred bytes goes out compressed or not by chance, and the value differs per run.
+    So: the twin's Content-Length is its own wire body's; a body under 200 bytes is never
+    compressed; one the recording compressed by more than the padding can add must be too."""
+    problems = []
+    rendered = rendered_length(rec)
+    got_encoding = response.headers.get("content-encoding")
+    got_length = int(response.headers.get("content-length", -1))
+    if got_length != response.num_bytes_downloaded:
+        problems.append(
+            f"Content-Length {got_length} != the {response.num_bytes_downloaded} bytes sent"
+        )
+    if got_encoding and len(response.content) < 200:
+        problems.append(f"a body of {len(response.content)} bytes is {got_encoding}-encoded")
+    if recorded + 120 < rendered and got_encoding != "gzip":
+        problems.append(f"body not gzip-encoded (Content-Encoding {got_encoding!r}) as recorded")
+    return problems
+
+
+# --- what CVAT sent to the Nuclio dashboard and to the functions --------------------------------
+
+
+def _aliased(text: str, aliases: dict[str, str]) -> str:
+    for real, recorded in aliases.items():
+        text = text.replace(real, recorded)
+    return text
+
+
+def _compare_request_line(
+    rec: dict, got: dict, aliases: dict[str, str], client: str | None
+) -> list[str]:
+    problems = []
+    for key in ("method", "path", "http_version"):
+        if _aliased(str(got.get(key)), aliases) != rec.get(key):
+            problems.append(f"{key} {got.get(key)!r} != recorded {rec.get(key)!r}")
+    rec_names = [n for n, _ in rec["headers"]]
+    got_names = [n for n, _ in got["headers"]]
+    if got_names != rec_names:
+        problems.append(f"header order {got_names} != recorded {rec_names}")
+    got_headers = dict(got["headers"])
+    for name, value in rec["headers"]:
+        if name == "Content-Length":
+            body = got["body"].encode("utf-8")
+            if got_headers.get(name) != str(len(body)):
+                problems.append(f"Content-Length {got_headers.get(name)!r} != {len(body)} sent")
+        elif _aliased(got_headers.get(name, ""), aliases) != value:
+            problems.append(f"{name}: {got_headers.get(name)!r} != recorded {value!r}")
+    if client is not None and got.get("client") != client:
+        problems.append(f"sent from {got.get('client')}, not from {client}")
+    return problems
+
+
+def compare_dashboard_request(
+    rec: dict, got: dict, aliases: dict[str, str], client: str | None = None
+) -> list[str]:
+    """Request line, headers in order with their values, the (empty) body and, given the
+    address of the container that should have sent it, the sender."""
+    problems = _compare_request_line(rec, got, aliases, client)
+    if got["body"] != rec["body"]:
+        problems.append(f"body {got['body'][:100]!r} != recorded {rec['body']!r}")
+    return problems
+
+
+def compare_function_request(
+    rec: dict, got: dict, image: bytes, aliases: dict[str, str], client: str | None = None
+) -> list[str]:
+    """As compare_dashboard_request, and the body: requests' json= encoding (", " and ": "),
+    the keys in the recorded order, the other values with their JSON types, the image as the
+    standard padded base64 of the original upload, byte for byte. `rec["fields"]["image"]`
+    describes the recorded image, whose bytes are not in the repository: its dimensions are
+    compared with those of `image`, which is what the replay uploaded."""
+    from PIL import Image
+
+    problems = _compare_request_line(rec, got, aliases, client)
+    try:
+        body = json.loads(got["body"])
+    except ValueError:
+        return [*problems, f"body is not JSON: {got['body'][:100]!r}"]
+    if json.dumps(body) != got["body"]:
+        problems.append("body is not json.dumps(payload) with the default separators")
+    if list(body) != rec["body"]["keys_in_order"]:
+        problems.append(f"body keys {list(body)} != recorded {rec['body']['keys_in_order']}")
+    for key, value in rec["body"]["fields"].items():
+        if key == "image":
+            continue
+        problems += [f"body {p}" for p in diff(value, body.get(key), f"$.{key}")]
+    encoded = body.get("image")
+    if "image" in rec["body"]["fields"]:
+        described = rec["body"]["fields"]["image"]
+        if not isinstance(encoded, str):
+            return [*problems, f"image is {type(encoded).__name__}, not a base64 string"]
+        try:
+            decoded = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return [*problems, f"image is not standard base64: {encoded[:40]!r}"]
+        if base64.b64encode(decoded).decode() != encoded:
+            problems.append("image is not padded standard base64")
+        if hashlib.sha256(decoded).hexdigest() != hashlib.sha256(image).hexdigest():
+            problems.append(
+                f"image is not the uploaded file: {len(decoded)} bytes, sha256"
+                f" {hashlib.sha256(decoded).hexdigest()[:16]}..."
+            )
+        if decoded[:4].hex() != described["decoded_magic_hex"]:
+            problems.append(
+                f"image starts {decoded[:4].hex()}, recorded {described['decoded_magic_hex']}"
+            )
+        size = Image.open(io.BytesIO(image)).size
+        if size != (described["jpeg_width"], described["jpeg_height"]):
+            problems.append(f"uploaded image is {size}, recorded {described['jpeg_width']}x"
+                            f"{described['jpeg_height']}")  # fmt: skip
+    answered = {"status": rec["answered"]["status"], "body": rec["answered"]["body"]}
+    got_answered = {"status": got["answered"]["status"], "body": got["answered"]["body"]}
+    if got_answered != answered:
+        problems.append("the stub function did not answer what the recorded one did")
+    return problems
+
+
+def photo_jpeg(width: int = 640, height: int = 480, seed: int = 7) -> bytes:
+    """A deterministic JPEG with some texture, standing in for the recorded quadrat photo
+    (640x480, 18 705 bytes), whose bytes are not in the repository."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    img = Image.new("RGB", (width, height), (188, 170, 130))
+    draw = ImageDraw.Draw(img)
+    for _ in range(400):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(2, 18)
+        shade = rng.randrange(90, 220)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(shade, shade - 20, shade - 50))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=70)
+    return buf.getvalue()
 
 
 def free_port() -> int:
@@ -414,6 +621,8 @@ RESPONSE_MODELS = [
     ("PATCH", r"^/api/tasks/\d+$", "TaskRead"),
     ("POST", r"^/api/tasks/\d+/data$", "DataResponse"),
     ("GET", r"^/api/requests/[^/]+$", "Request"),
+    ("POST", r"^/api/lambda/requests$", "FunctionCall"),
+    ("GET", r"^/api/lambda/requests/[^/]+$", "FunctionCall"),
     ("GET", r"^/api/jobs$", "PaginatedJobReadList"),
     ("GET", r"^/api/jobs/\d+$", "JobRead"),
     ("PATCH", r"^/api/jobs/\d+$", "JobRead"),

@@ -207,11 +207,15 @@ INSERT INTO auth_user_groups (user_id, group_id)
 CREATE VIEW auth_user AS SELECT * FROM twin_user;
 """
 
+# CVAT's LabeledShape.group is nullable: auto-annotation writes null.
+_SCHEMA_0004 = "ALTER TABLE twin_shape ALTER COLUMN group_id DROP NOT NULL;"
+
 # (name, SQL). Append only; never edit an applied one.
 MIGRATIONS = [
     ("0001_initial", "SELECT 1"),
     ("0002_engine", _SCHEMA_0002),
     ("0003_groups", _SCHEMA_0003),
+    ("0004_shape_group_null", _SCHEMA_0004),
 ]
 
 _ADVISORY_LOCK = 0x63766174  # "cvat"

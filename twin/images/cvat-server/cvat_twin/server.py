@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 import re
+import secrets
 import sys
 import traceback
 import uuid
@@ -230,11 +231,24 @@ def handle(request):
         response = api({"detail": exc.detail or ""}, exc.status)
     except Exception:
         request_logger.error("Internal Server Error: %s\n%s", request.path, traceback.format_exc())
-        return error_page(500, "Server Error (500)")
+        page = error_page(500, "Server Error (500)")
+        # django-cors-headers patches Vary on every response, Django's error pages included
+        page.set_header("Vary", "Origin")
+        return page
 
     if response.is_api:
         response = render_api(request, response)
     return response
+
+
+def _compress_string(data, max_random_bytes=100):
+    """django.utils.text.compress_string as GZipMiddleware calls it (Django 4.2): level 6, and
+    against BREACH a gzip file name of 0-99 random bytes. So a body of a few hundred bytes is
+    sent compressed or not by chance, and a compressed one's length varies (recorded)."""
+    data = gzip.compress(data, compresslevel=6, mtime=0)
+    header = bytearray(data[:10])
+    header[3] = gzip.FNAME
+    return bytes(header) + b"a" * secrets.randbelow(max_random_bytes) + b"\x00" + data[10:]
 
 
 def _gzip(request, response):
@@ -248,7 +262,7 @@ def _gzip(request, response):
         response.set_header("Vary", vary + ", Accept-Encoding")
     if not re.search(r"\bgzip\b", request.header("Accept-Encoding") or ""):
         return response
-    compressed = gzip.compress(response.body, mtime=0)
+    compressed = _compress_string(response.body)
     if len(compressed) >= len(response.body):
         return response
     response.body = compressed

@@ -1028,22 +1028,28 @@ def _shape_out(row, elements, as_float, keys):
         "label_id": row["label_id"],
         "group": row["group_id"],
         "source": row["source"],
-        "attributes": row["attributes"],
+        # jsonb keeps keys shortest first; the serializer's order is spec_id, value
+        "attributes": _attribute_values(row["attributes"]),
     }
     if elements is not None:
         data["elements"] = elements
     return {k: data[k] for k in keys if k in data}
 
 
-def _insert_shape(cur, job_id, shape, parent_id=None, kind="shape", keep_id=False):
-    """Insert a shape (and its elements); keep_id: an update keeps the client's ids."""
+def _attribute_values(attributes):
+    return [{"spec_id": a["spec_id"], "value": a["value"]} for a in attributes]
+
+
+def insert_shape(cur, job_id, shape, parent_id=None, kind="shape", keep_id=False):
+    """Insert a shape (and its elements); keep_id: an update keeps the client's ids. An
+    explicit "group": null is kept (auto-annotation writes it so)."""
     cur.execute(
         "INSERT INTO twin_shape (id, job_id, parent_id, kind, type, frame, label_id, group_id,"
         " source, occluded, outside, z_order, rotation, points, attributes)"
         " VALUES (COALESCE(%s, nextval(pg_get_serial_sequence('twin_shape', 'id'))),"
         " %s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
         (shape.get("id") if keep_id else None, job_id, parent_id, kind, shape.get("type", ""), int(shape.get("frame", 0)),
-         shape["label_id"], shape.get("group") or 0, shape.get("source") or "manual",
+         shape["label_id"], shape.get("group", 0), shape.get("source") or "manual",
          bool(shape.get("occluded", False)), bool(shape.get("outside", False)),
          int(shape.get("z_order") or 0), float(shape.get("rotation") or 0.0),
          db.Json(shape.get("points") or []), db.Json(_attrs(shape.get("attributes")))),
@@ -1051,7 +1057,7 @@ def _insert_shape(cur, job_id, shape, parent_id=None, kind="shape", keep_id=Fals
     row = cur.fetchone()
     elements = []
     for element in shape.get("elements") or []:
-        elements.append(_insert_shape(cur, job_id, element, row["id"], kind, keep_id))
+        elements.append(insert_shape(cur, job_id, element, row["id"], kind, keep_id))
     return row, elements
 
 
@@ -1088,9 +1094,36 @@ def _write_out(row, elements, nested=False):
     return out
 
 
+def _attribute_defaults(cur, label_ids):
+    """label id -> [(spec_id, default_value)] in spec order."""
+    cur.execute(
+        "SELECT id, label_id, default_value FROM twin_attribute WHERE label_id = ANY(%s)"
+        " ORDER BY id",
+        (list(label_ids),),
+    )
+    defaults = {}
+    for row in cur.fetchall():
+        defaults.setdefault(row["label_id"], []).append((row["id"], row["default_value"]))
+    return defaults
+
+
+def _extend_attributes(attributes, defaults):
+    # CVAT fills an attribute a shape has no value for with its default when it reads them
+    # (dataset_manager/task.py, JobAnnotation._extend_attributes), whatever wrote the shape.
+    present = {a["spec_id"] for a in attributes}
+    return attributes + [
+        {"spec_id": spec_id, "value": value}
+        for spec_id, value in defaults
+        if spec_id not in present
+    ]
+
+
 def annotations_read(cur, job_ids):
     cur.execute("SELECT * FROM twin_shape WHERE job_id = ANY(%s) ORDER BY id", (list(job_ids),))
     rows = cur.fetchall()
+    defaults = _attribute_defaults(cur, {r["label_id"] for r in rows})
+    for row in rows:
+        row["attributes"] = _extend_attributes(row["attributes"], defaults.get(row["label_id"], []))
     children = {}
     for row in rows:
         if row["parent_id"] is not None:
@@ -1102,13 +1135,27 @@ def annotations_read(cur, job_ids):
         if row["kind"] == "tag":
             tags.append({"id": row["id"], "frame": row["frame"], "label_id": row["label_id"],
                          "group": row["group_id"], "source": row["source"],
-                         "attributes": row["attributes"]})  # fmt: skip
+                         "attributes": _attribute_values(row["attributes"])})  # fmt: skip
             continue
         elements = [_shape_out(c, None, True, GET_KEYS) for c in children.get(row["id"], [])]
         for element in elements:
             element.pop("elements", None)
         shapes.append(_shape_out(row, elements, True, GET_KEYS))
     return {"version": 0, "tags": tags, "shapes": shapes, "tracks": []}
+
+
+def touch_after_annotations(cur, base, job_ids, task, sender, queued):
+    """Saving annotations touches the job, then the task (update:job, then update:task)."""
+    for jid in job_ids:
+        current = get_job(cur, jid)
+        before = job_read(cur, base, current, task)
+        cur.execute("UPDATE twin_job SET updated_date = %s WHERE id = %s RETURNING *",
+                    (now(), jid))  # fmt: skip
+        after = job_read(cur, base, cur.fetchone(), task)
+        if task["project_id"] is not None:
+            queued.append(events.Event("update:job", task["project_id"], "job", after,
+                                       events.changed(before, after)))  # fmt: skip
+    touch_task(cur, base, get_task(cur, task["id"]), sender, queued)
 
 
 def _annotations(request, job_ids, task, job=None):
@@ -1155,32 +1202,23 @@ def _annotations(request, job_ids, task, job=None):
             out_shapes, out_tags = [], []
             if action != "delete":
                 for shape in shapes:
-                    row, elements = _insert_shape(
+                    row, elements = insert_shape(
                         cur, job_for(int(shape["frame"])), shape, keep_id=action == "update"
                     )
                     out_shapes.append(_write_out(row, elements))
                 for tag in tags:
-                    row, _ = _insert_shape(
+                    row, _ = insert_shape(
                         cur, job_for(int(tag["frame"])), tag, kind="tag", keep_id=action == "update"
                     )
                     out_tags.append({"id": row["id"], "frame": row["frame"],
                                      "label_id": row["label_id"], "group": row["group_id"],
-                                     "source": row["source"], "attributes": row["attributes"]})  # fmt: skip
+                                     "source": row["source"],
+                                     "attributes": _attribute_values(row["attributes"])})  # fmt: skip
             body = {"version": 0, "tags": out_tags if action != "delete" else tags,
                     "shapes": out_shapes if action != "delete" else shapes, "tracks": []}  # fmt: skip
             status = 200
         sender = user_brief(base, user)
-        # Saving annotations touches the job, then the task (update:job, then update:task).
-        for jid in job_ids:
-            current = get_job(cur, jid)
-            before = job_read(cur, base, current, task)
-            cur.execute("UPDATE twin_job SET updated_date = %s WHERE id = %s RETURNING *",
-                        (now(), jid))  # fmt: skip
-            after = job_read(cur, base, cur.fetchone(), task)
-            if task["project_id"] is not None:
-                queued.append(events.Event("update:job", task["project_id"], "job", after,
-                                           events.changed(before, after)))  # fmt: skip
-        touch_task(cur, base, get_task(cur, task["id"]), sender, queued)
+        touch_after_annotations(cur, base, job_ids, task, sender, queued)
         events.resolve(cur, queued, sender)
     events.flush(queued)
     return respond(body, status)

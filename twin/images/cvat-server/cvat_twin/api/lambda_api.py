@@ -1,86 +1,270 @@
-"""GET /api/lambda/functions (cvat/apps/lambda_manager/views.py: FunctionViewSet.list).
+"""/api/lambda/functions[/<id>] and /api/lambda/requests[/<id>] (cvat/apps/lambda_manager/views.py:
+FunctionViewSet, RequestViewSet), on cvat_twin.lambda_manager.
 
-CVAT asks the Nuclio dashboard for the functions of project `cvat` and lists those whose
-`metadata.annotations.type` it knows. When the dashboard cannot be reached the view answers
-503 with the text of the `requests` exception as a JSON string (recorded: 26).
+    GET  /api/lambda/functions                  the dashboard's detectors, interactors, ...
+    GET  /api/lambda/functions/<id>             asks the dashboard for that one function again
+    POST /api/lambda/functions/<id>             online call from cvat_server; writes nothing
+    POST /api/lambda/requests                   200 FunctionCall, run by cvat_worker_annotation
+    GET  /api/lambda/requests[/<id>], DELETE /api/lambda/requests/<id>
+
+Errors are answered as CVAT's return_response does: the text as a JSON string, with the
+upstream status for an HTTP error, 503 for a connection error, 504 for a timeout, the
+ValidationError's code (400 by default), 400 for a missing object. Anything else escapes as
+Django's 500 page (a function's attribute value given as a JSON number, recorded).
 """
 
-import json
-import os
-import urllib.error
-import urllib.request
+import requests
 
 from .. import db
+from ..lambda_manager import gateway, queue
+from ..lambda_manager.frames import load_target
+from ..lambda_manager.function import FrameError, LambdaError
 from ..routing import route
-from .common import require_user, respond
-
-NUCLIO_HOST = os.environ.get("CVAT_NUCLIO_HOST", "nuclio")
-NUCLIO_PORT = int(os.environ.get("CVAT_NUCLIO_PORT", "8070"))
-KNOWN_TYPES = ("detector", "interactor", "reid", "tracker")
-
-
-def _connection_error_text(reason):
-    # requests/urllib3 wording for a failed connection, which the view returns verbatim.
-    # socket.gaierror is an OSError: "[Errno -2] Name or service not known" when the
-    # nuclio container is gone from Docker's DNS, "[Errno 111] Connection refused" when it runs.
-    if isinstance(reason, OSError) and reason.errno:
-        cause = f"[Errno {reason.errno}] {reason.strerror}"
-    else:
-        cause = str(reason)
-    return (
-        f"HTTPConnectionPool(host='{NUCLIO_HOST}', port={NUCLIO_PORT}): Max retries exceeded "
-        "with url: /api/functions (Caused by NewConnectionError('<urllib3.connection."
-        "HTTPConnection object at 0x7f60b4c1c150>: Failed to establish a new connection: "
-        f"{cause}'))"
-    )
+from . import engine
+from .common import (
+    ApiError,
+    base_url,
+    check_owner,
+    is_admin,
+    json_body,
+    require_user,
+    respond,
+    user_brief,
+)
 
 
-def _function(entry):
-    meta = entry.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    labels = []
-    for label in json.loads(annotations.get("spec") or "[]"):
-        item = {"name": label["name"], "type": label.get("type", "any"),
-                "attributes": label.get("attributes", [])}  # fmt: skip
-        if label.get("sublabels"):
-            item["sublabels"] = label["sublabels"]
-        if label.get("svg"):
-            item["svg"] = label["svg"]
-        labels.append(item)
-    return {
-        "id": meta["name"],
-        "kind": annotations.get("type"),
-        "labels_v2": labels,
-        "description": (entry.get("spec") or {})["description"],
-        "name": annotations.get("name", meta["name"]),
-        "version": int(annotations.get("version", 1)),
-    }
+class ObjectMissing(Exception):
+    """django.core.exceptions.ObjectDoesNotExist ("Task matching query does not exist.")."""
+
+
+def _answer(view, success=200):
+    """return_response: the view's result, or the error's text with its status."""
+    try:
+        data = view()
+    except requests.ConnectionError as err:
+        return _error(503, str(err))
+    except requests.HTTPError as err:
+        return _error(err.response.status_code, str(err))
+    except requests.Timeout as err:
+        return _error(504, str(err))
+    except requests.RequestException as err:
+        return _error(500, str(err))
+    except LambdaError as err:
+        return _error(err.code or 400, err.message)
+    except ObjectMissing as err:
+        return _error(400, str(err))
+    except FrameError as err:
+        # DRF's own ValidationError: its handler answers the detail as a list
+        raise ApiError(400, [str(err)]) from None
+    return respond(data, success)
+
+
+def _error(status, text):
+    # Recorded: these answers' Vary has no Cookie.
+    return respond(text, status=status, vary="Origin")
+
+
+def _user(request):
+    with db.transaction() as cur:
+        return require_user(cur, request)
+
+
+def _target(cur, user, task_id, job_id=None):
+    task, target = load_target(cur, task_id, job_id)
+    check_owner(user, *engine._task_owners(cur, task))
+    return target
+
+
+# -- functions --------------------------------------------------------------------------------
 
 
 @route(r"^/api/lambda/functions/?$", allow="GET, HEAD, OPTIONS")
 def list_functions(request):
+    _user(request)
+    return _answer(lambda: [f.to_dict() for f in gateway.list_functions()])
+
+
+@route(
+    r"^/api/lambda/functions/(?P<func_id>[a-zA-Z0-9_.-]+)/?$",
+    methods=("GET", "POST"),
+    allow="GET, POST, HEAD, OPTIONS",
+)
+def function_detail(request):
+    user = _user(request)
+    func_id = request.params["func_id"]
+    if request.method == "GET":
+        return _answer(lambda: gateway.get_function(func_id).to_dict())
+    data = json_body(request)
+    return _answer(lambda: _call_online(user, func_id, data if isinstance(data, dict) else {}))
+
+
+def _call_online(user, func_id, data):
+    def wrong_arguments(err):
+        return LambdaError(f"`{func_id}` lambda function was run with wrong arguments ({err})")
+
     with db.transaction() as cur:
-        require_user(cur, request)
-    req = urllib.request.Request(
-        f"http://{NUCLIO_HOST}:{NUCLIO_PORT}/api/functions",
-        headers={
-            "x-nuclio-project-name": "cvat",
-            "x-nuclio-function-namespace": "nuclio",
-            "x-nuclio-invoke-via": "domain-name",
-            "X-Nuclio-Invoke-Timeout": "120s",
-        },
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            functions = json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return respond(exc.read().decode(errors="replace"), status=exc.code)
-    except urllib.error.URLError as exc:
-        # Recorded: this error answer's Vary has no Cookie (the session was not touched).
-        return respond(_connection_error_text(exc.reason), status=503, vary="Origin")
-    listed = [
-        _function(entry)
-        for entry in functions.values()
-        if ((entry.get("metadata") or {}).get("annotations") or {}).get("type") in KNOWN_TYPES
-    ]
-    return respond(listed)
+        job_id = data.get("job")
+        try:
+            if job_id is not None:
+                cur.execute("SELECT * FROM twin_job WHERE id = %s", (job_id,))
+                job = cur.fetchone()
+                if job is None:
+                    raise wrong_arguments("Job matching query does not exist.")
+                task_id = job["task_id"]
+            else:
+                task_id = data["task"]
+        except KeyError as err:
+            raise wrong_arguments(str(err)) from None
+        cur.execute("SELECT id FROM twin_task WHERE id = %s", (task_id,))
+        if cur.fetchone() is None:
+            raise wrong_arguments("Task matching query does not exist.")
+        target = _target(cur, user, task_id, job_id)
+    function = gateway.get_function(func_id)
+    return function.invoke(target, data)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+_FIELDS = (  # FunctionCallRequestSerializer, in declaration order
+    ("function", "str", True, "function"),
+    ("task", "int", True, "task"),
+    ("job", "int", False, "job"),
+    ("max_distance", "int", False, "max_distance"),
+    ("threshold", "float", False, "threshold"),
+    ("cleanup", "bool", False, "cleanup"),
+    ("convMaskToPoly", "bool", False, "conv_mask_to_poly"),
+    ("conv_mask_to_poly", "bool", False, "conv_mask_to_poly"),
+    ("mapping", "dict", False, "mapping"),
+)
+# DRF's BooleanField (True == 1 and False == 0 in a set)
+_TRUE = {True, "1", "true", "True", "TRUE", "yes", "on", "y", "t"}
+_FALSE = {False, "0", "false", "False", "FALSE", "no", "off", "n", "f"}
+
+
+def _convert(kind, value):
+    if kind == "str":
+        if isinstance(value, (dict, list, bool)) or value is None:
+            raise ValueError("Not a valid string.")
+        return str(value)
+    if kind == "int":
+        if isinstance(value, bool) or not str(value).lstrip("-").isdigit():
+            raise ValueError("A valid integer is required.")
+        return int(value)
+    if kind == "float":
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("A valid number is required.") from None
+    if kind == "bool":
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ValueError("Must be a valid boolean.")
+    if not isinstance(value, dict):
+        raise ValueError(f'Expected a dictionary of items but got type "{type(value).__name__}".')
+    return value
+
+
+def _validated(data):
+    if not isinstance(data, dict):
+        raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    validated, errors = {"cleanup": False}, {}
+    for name, kind, required, source in _FIELDS:
+        if name not in data:
+            if required:
+                errors[name] = ["This field is required."]
+            continue
+        try:
+            validated[source] = _convert(kind, data[name])
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise ApiError(400, errors)
+    return validated
+
+
+@route(r"^/api/lambda/requests/?$", methods=("GET", "POST"), allow="GET, POST, HEAD, OPTIONS")
+def requests_collection(request):
+    user = _user(request)
+    if request.method == "GET":
+        return _answer(lambda: _visible_calls(user))
+    data = _validated(json_body(request))
+    base = base_url(request)
+    return _answer(lambda: _create(user, data, base))
+
+
+def _visible_calls(user):
+    calls = []
+    with db.transaction() as cur:
+        for rq_job in queue.get_jobs():
+            task = engine._task_or_none(cur, rq_job.kwargs.get("task"))
+            if task is None:
+                continue
+            if is_admin(user) or user["id"] in engine._task_owners(cur, task):
+                calls.append(queue.call_dict(rq_job))
+    return calls
+
+
+def _create(user, data, base):
+    function = gateway.get_function(data["function"])
+    task_id, job_id = data["task"], data.get("job")
+    with db.transaction() as cur:
+        task = engine._task_or_none(cur, task_id)
+        if task is not None:
+            check_owner(user, *engine._task_owners(cur, task))
+        rq_job = queue.enqueue(
+            function,
+            threshold=data.get("threshold"),
+            task=task_id,
+            mapping=data.get("mapping"),
+            cleanup=data["cleanup"],
+            conv_mask_to_poly=data.get("conv_mask_to_poly", False),
+            max_distance=data.get("max_distance"),
+            job=job_id,
+            meta=lambda: _meta(cur, user, base, task, task_id, job_id),
+        )
+    return queue.call_dict(rq_job)
+
+
+def _meta(cur, user, base, task, task_id, job_id):
+    # get_rq_job_meta(request, db_obj=Job or Task): a missing object fails the request (400)
+    # after the 409 check, as CVAT's enqueue does.
+    if job_id is not None:
+        cur.execute("SELECT id FROM twin_job WHERE id = %s", (job_id,))
+        if cur.fetchone() is None:
+            raise ObjectMissing("Job matching query does not exist.")
+    if task is None:
+        raise ObjectMissing("Task matching query does not exist.")
+    return {
+        "user": {"id": user["id"], "username": user["username"], "email": user["email"]},
+        "project_id": task["project_id"],
+        "task_id": task_id,
+        "job_id": job_id,
+        # what the worker's webhook payloads are built with
+        "base_url": base,
+        "sender": user_brief(base, user),
+    }
+
+
+@route(r"^/api/lambda/requests/(?P<id>[^/]+)/?$", methods=("GET", "DELETE"),
+       allow="GET, DELETE, HEAD, OPTIONS")  # fmt: skip
+def request_detail(request):
+    from urllib.parse import unquote
+
+    user = _user(request)
+    pk = unquote(request.params["id"])
+
+    def visible():
+        rq_job = queue.fetch(pk)
+        with db.transaction() as cur:
+            task = engine._task_or_none(cur, rq_job.kwargs.get("task"))
+            if task is not None:
+                check_owner(user, *engine._task_owners(cur, task))
+        return rq_job
+
+    if request.method == "DELETE":
+        return _answer(lambda: visible().delete(), success=204)
+    return _answer(lambda: queue.call_dict(visible()))

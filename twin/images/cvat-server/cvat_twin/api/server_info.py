@@ -109,6 +109,21 @@ def health(request):
     return Response(f"<table>{lines}</table>", status)
 
 
+def _to_bool(value):
+    # cvat/apps/engine/views.py ServerViewSet.plugins reads the environment through to_bool
+    return value.strip().lower() in ("true", "yes", "t", "y", "1", "on")
+
+
 @ROUTER.route(r"^/api/server/plugins/?$", methods=("GET",))
 def plugins(request):
-    return api({"GIT_INTEGRATION": False, "ANALYTICS": True, "MODELS": True, "PREDICT": False})
+    import os
+
+    return api(
+        {
+            "GIT_INTEGRATION": False,
+            "ANALYTICS": True,
+            # the Models page: on where the serverless overlay sets CVAT_SERVERLESS=1
+            "MODELS": _to_bool(os.environ.get("CVAT_SERVERLESS", "")),
+            "PREDICT": False,
+        }
+    )

@@ -347,29 +347,29 @@ def test_function_output_matches_its_golden(
 
 def _cvat_kept(raw: list, project_labels: dict[str, dict]) -> list:
     """What CVAT 2.29.0's online call returns for a function's raw list: items whose label the
-    project has, attributes the label declares with values its type accepts (number:
-    str.isnumeric), skeleton elements' attributes emptied; every other key as it was."""
+    project has; `attributes` reduced to those the label declares with a value its type accepts
+    (number: str.isnumeric), also when the item had none; skeleton elements' attributes
+    emptied (their sublabels declare none); every other key as the function sent it."""
+
+    def kept_attributes(item: dict, declared: dict[str, dict]) -> list:
+        return [
+            a
+            for a in item.get("attributes") or []
+            if a.get("name") in declared
+            and (
+                declared[a["name"]].get("input_type") != "number" or str(a.get("value")).isnumeric()
+            )
+        ]
+
     kept = []
     for item in raw:
         label = project_labels.get(item.get("label"))
         if label is None:
             continue
         declared = {a["name"]: a for a in label.get("attributes") or []}
-        out = dict(item)
-        if "attributes" in item:
-            out["attributes"] = [
-                a
-                for a in item["attributes"]
-                if a.get("name") in declared
-                and (
-                    declared[a["name"]].get("input_type") != "number"
-                    or str(a.get("value")).isnumeric()
-                )
-            ]
+        out = dict(item, attributes=kept_attributes(item, declared))
         if item.get("elements"):
-            out["elements"] = [
-                dict(e, attributes=[]) if "attributes" in e else e for e in item["elements"]
-            ]
+            out["elements"] = [dict(e, attributes=[]) for e in item["elements"]]
         kept.append(out)
     return kept
 

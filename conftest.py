@@ -19,6 +19,7 @@ pytest_plugins = [
     "fixtures.receiver",
     "fixtures.nuclio",
     "fixtures.sample",
+    "fixtures.pipeline",
     "fixtures.report",
 ]
 

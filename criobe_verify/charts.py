@@ -43,3 +43,29 @@ def latency_chart(stats: list[dict[str, Any]]) -> str:
     png = _png(fig)
     plt.close(fig)
     return png
+
+
+def timeline_chart(run: Any) -> str:
+    """The e2e run's stages on a time axis (start, duration), each with the latency of the
+    function it waited for, as measured by this run (black tick)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    stages = run.stages
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(stages) + 1.2))
+    for i, s in enumerate(stages):
+        ax.barh(i, s.duration_s, left=s.start_s, color="#1a73e8")
+        ax.text(
+            s.start_s + s.duration_s, i, f" {s.duration_s:.1f} s", va="center", fontsize="small"
+        )
+        if s.function_s:
+            ax.plot([s.start_s + s.function_s] * 2, [i - 0.35, i + 0.35], color="#202124")
+    ax.set_yticks(range(len(stages)), [s.name for s in stages])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"seconds since the run started ({run.workflow}); tick: the function's own time")
+    ax.grid(axis="x", alpha=0.3)
+    png = _png(fig)
+    plt.close(fig)
+    return png

@@ -124,6 +124,8 @@ class Inference:
     # Golden outputs: per function, the recorded baseline (fixtures/data/golden/).
     golden_dir: str = "fixtures/data/golden"
     golden_tolerance_px: float = 2.0
+    # A regression check: the same answer as recorded, much tighter than accuracy's bar.
+    golden_iou_min: float = 0.97
     # Whether the synthetic sample means anything to these functions: the twin's are made for
     # it; real CRIOBE models were trained on real photos and are judged on a lab's sample.
     synthetic_sample: bool = False
@@ -135,6 +137,25 @@ class Latency:
     warmup: int = 2
     # Which budget applies (--budgets overrides): the lab's GPU host, or CPU only (the twin).
     budgets: str = "gpu"
+
+
+@dataclass(frozen=True)
+class E2E:
+    """The full webhook-to-annotation run, and what the guide leaves unknown about it."""
+
+    workflows: tuple[str, ...] = ("two-stage",)
+    # Each stage's bound; the real bridge waits up to AUTO_ANN_TIMEOUT (900 s) for a model.
+    stage_timeout_s: float = 900.0
+    # How long the run is watched after its last stage for anything happening twice.
+    settle_s: float = 3.0
+    warped_name: str = "{name}_warped"
+    clean_name: str = "{name}_clean"
+    # How the bridge runs a model: CVAT's lambda requests, or the function called directly.
+    detection: str = "lambda"
+    # The `source` of the shapes the bridge writes (lambda requests write "auto").
+    shape_source: str = "auto"
+    # With WEBHOOK_SECRET set, whether the bridge refuses a delivery without a signature.
+    unsigned_refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +194,7 @@ class Profile:
     nuclio: Nuclio = field(default_factory=Nuclio)
     inference: Inference = field(default_factory=Inference)
     latency: Latency = field(default_factory=Latency)
+    e2e: E2E = field(default_factory=E2E)
     stability: Stability = field(default_factory=Stability)
     # The container whose image lends python3 to probes of containers without it.
     probe_image_from: str = "cvat_server"
@@ -392,9 +414,30 @@ def load_profile(path: str | Path) -> Profile:
             "coral_output": ("choice", CORAL_OUTPUTS),
             "golden_dir": (str, "a directory of the project"),
             "golden_tolerance_px": ((int, float), "pixels"),
+            "golden_iou_min": ((int, float), "an IoU between 0 and 1"),
             "synthetic_sample": (bool, "true or false"),
         },
     )
+    e2e = section(
+        "e2e",
+        E2E,
+        {
+            "workflows": (list, "a list of workflows: two-stage, three-stage"),
+            "stage_timeout_s": ((int, float), "seconds"),
+            "settle_s": ((int, float), "seconds"),
+            "warped_name": (str, "a task name template with {name}"),
+            "clean_name": (str, "a task name template with {name}"),
+            "detection": ("choice", ("lambda", "direct")),
+            "shape_source": ("choice", ("auto", "manual")),
+            "unsigned_refused": (bool, "true or false"),
+        },
+    )
+    bad = [w for w in e2e.workflows if w not in ("two-stage", "three-stage")]
+    if bad:
+        raise ProfileError(
+            f"{path}: e2e.workflows: expected two-stage, three-stage; got {bad[0]!r}"
+        )
+    e2e = E2E(**{**e2e.__dict__, "workflows": tuple(e2e.workflows)})
     latency = section(
         "latency",
         Latency,
@@ -501,6 +544,7 @@ def load_profile(path: str | Path) -> Profile:
         nuclio=nuclio,
         inference=inference,
         latency=latency,
+        e2e=e2e,
         stability=stability,
         probe_image_from=probe_image_from,
     )

@@ -36,6 +36,10 @@ def first_line(entry: dict[str, Any]) -> str:
         d = diagnoses[0]
         return f"{d.get('subject', '')}: {d.get('what', '')}".strip(": ")
     message = (entry.get("message") or "").strip()
+    # A check that crashed (not a diagnosis): pytest's "E   TypeError: ..." line says what.
+    errors = [line[1:].strip() for line in message.splitlines() if line.startswith("E ")]
+    if errors:
+        return errors[0][:300]
     return message.splitlines()[0][:300] if message else ""
 
 

@@ -107,6 +107,10 @@ class Twin:
             stack.run("up", "-d", "--no-deps", "--no-build", "--force-recreate", *services)
         stack.run("up", "-d", "--no-build")
         self.wait_ready()
+        if not services or "nuclio" in services:
+            # The twin's dashboard keeps its projects in its container (real Nuclio in a
+            # volume): a recreated dashboard has lost project cvat; --stack twin makes it.
+            self.restore_functions()
 
     # --- functions (deployed by --stack twin through the dashboard) ---
 

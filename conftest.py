@@ -20,6 +20,7 @@ pytest_plugins = [
     "fixtures.nuclio",
     "fixtures.sample",
     "fixtures.pipeline",
+    "fixtures.probe_plan",
     "fixtures.report",
 ]
 

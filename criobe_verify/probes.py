@@ -112,6 +112,24 @@ def cvat_sdk_window():
     found["supported"] = [str(v) for v in Client.SUPPORTED_SERVER_VERSIONS]
     return found
 
+def supervisor(socket_path):
+    # supervisorctl's own XML-RPC on supervisord's control socket, without its start-up cost
+    import http.client, xmlrpc.client
+    class Conn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(10)
+            self.sock.connect(socket_path)
+    class Transport(xmlrpc.client.Transport):
+        def make_connection(self, host):
+            return Conn("localhost")
+    try:
+        infos = xmlrpc.client.ServerProxy("http://localhost", transport=Transport()).supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    keys = ("name", "group", "statename", "pid", "start", "now", "description")
+    return {"ok": True, "processes": [{k: i.get(k) for k in keys} for i in infos]}
+
 def batch(calls):
     return {"ok": True, "results": [globals()[c[0]](*c[1:]) for c in json.loads(calls)]}
 
@@ -177,8 +195,63 @@ class Prober:
         self.client = client
         self.helper_image = helper_image
         self.without_tool: dict[str, str] = {}  # container name -> why exec could not run
+        self._prefetched: dict[tuple[str, tuple[str, ...]], dict] = {}
+        self._prefetching: Any = None  # the thread of a prefetch in progress
+
+    def prefetch_in_background(self, plan: dict[Any, list[tuple[str, ...]]]) -> None:
+        """prefetch() on a thread: the run's first checks (host, containers) go on meanwhile;
+        a probe asked before it is done waits for it."""
+        import threading
+
+        self._prefetching = threading.Thread(target=self.prefetch, args=(plan,), daemon=True)
+        self._prefetching.start()
+
+    def _wait_for_prefetch(self) -> None:
+        if self._prefetching is not None:
+            self._prefetching.join()
+            self._prefetching = None
+
+    def prefetch(self, plan: dict[Any, list[tuple[str, ...]]]) -> None:
+        """Run each container's planned probes as one batch, every container at once; the
+        checks' own run() calls then take these answers (each once) instead of an exec each.
+        A container the batch cannot reach is left to the checks, which explain it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(item):
+            container, calls = item
+            try:
+                return container, calls, self._run_many(container, calls, 60)
+            except ProbeUnavailable:
+                return container, calls, None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for container, calls, results in pool.map(one, plan.items()):
+                if results is None:
+                    continue
+                for call, result in zip(calls, results, strict=True):
+                    if result.get("ok") or "error" in result:
+                        self._prefetched[(container.id, tuple(call))] = result
 
     def run(self, container: Any, probe: str, *args: str, timeout_s: float = 30) -> dict:
+        self._wait_for_prefetch()
+        cached = self._prefetched.pop((container.id, (probe, *args)), None)
+        if cached is not None:
+            return cached
+        return self._run(container, probe, *args, timeout_s=timeout_s)
+
+    def run_many(
+        self, container: Any, calls: list[tuple[str, ...]], timeout_s: float = 60
+    ) -> list[dict]:
+        """Several probes in one exec (one interpreter start instead of one each)."""
+        self._wait_for_prefetch()
+        keys = [(container.id, tuple(c)) for c in calls]
+        if keys and all(k in self._prefetched for k in keys):
+            return [self._prefetched.pop(k) for k in keys]
+        return self._run_many(container, calls, timeout_s)
+
+    # The prefetch's own threads use these: they must not wait for the prefetch.
+
+    def _run(self, container: Any, probe: str, *args: str, timeout_s: float = 30) -> dict:
         argv = ["python3", "-c", PROBES, probe, *args]
         if container.name not in self.without_tool:
             code, out = exec_in(container, argv, timeout_s)
@@ -190,11 +263,10 @@ class Prober:
             "via": f"helper {self.helper_image}",
         }
 
-    def run_many(
-        self, container: Any, calls: list[tuple[str, ...]], timeout_s: float = 60
+    def _run_many(
+        self, container: Any, calls: list[tuple[str, ...]], timeout_s: float
     ) -> list[dict]:
-        """Several probes in one exec (one interpreter start instead of one each)."""
-        result = self.run(
+        result = self._run(
             container, "batch", json.dumps([list(c) for c in calls]), timeout_s=timeout_s
         )
         if not result.get("ok") or len(result.get("results") or []) != len(calls):

@@ -83,6 +83,23 @@ def parse_status(output: str) -> list[Program]:
     return programs
 
 
+def from_rpc(processes: Iterable[dict]) -> list[Program]:
+    """Programs from supervisord's getAllProcessInfo (what `supervisorctl status` prints)."""
+    programs = []
+    for p in processes:
+        running = p.get("statename") == "RUNNING"
+        programs.append(
+            Program(
+                p["name"],
+                p["statename"],
+                p.get("description") or "",
+                p.get("pid") or None,
+                int(p["now"] - p["start"]) if running and p.get("start") else None,
+            )
+        )
+    return programs
+
+
 def restarted(programs: Iterable[Program], container_age_s: float) -> list[Program]:
     """RUNNING programs that supervisord respawned after starting them with their siblings."""
     running = [p for p in programs if p.state == "RUNNING" and p.uptime_s is not None]

@@ -20,7 +20,14 @@ from criobe_verify.containers import describe_state, logs_tail
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.probes import exec_in, missing_tool
 from criobe_verify.snapshot import display_name
-from criobe_verify.supervisor import SETTLE_S, STATUS_CMD, UNSETTLED, parse_status, restarted
+from criobe_verify.supervisor import (
+    SETTLE_S,
+    STATUS_CMD,
+    UNSETTLED,
+    from_rpc,
+    parse_status,
+    restarted,
+)
 
 pytestmark = [pytest.mark.containers, pytest.mark.guide("step-3")]
 
@@ -216,13 +223,17 @@ def test_supervised_programs_are_running(
     depends_on(exists_check(name))
     depends_on(f"{THIS}test_container_is_running[{name}]")
     c = stack_container(name)
-    code, out = supervisor_status.get(name) or exec_in(c, STATUS_CMD)
-    if missing_tool(code, out):
-        pytest.skip(
-            f"{name}: has no supervisorctl ({out.strip()[-120:]}), so its programs cannot be "
-            "read; CVAT's server image has it"
-        )
-    programs = parse_status(out)
+    answer = supervisor_status.get(name) or {}
+    if answer.get("ok"):
+        programs = from_rpc(answer["processes"])
+    else:  # the control socket is what supervisorctl uses too: ask it, and say what it says
+        code, out = exec_in(c, STATUS_CMD)
+        if missing_tool(code, out):
+            pytest.skip(
+                f"{name}: has no supervisorctl ({out.strip()[-120:]}) and its control socket "
+                f"did not answer ({answer.get('error', 'no python3')}); CVAT's server image has both"
+            )
+        programs = parse_status(out)
     # STARTING (within startsecs) and BACKOFF (between retries) are no verdict yet: wait,
     # bounded, for supervisord to settle on RUNNING or to give the program up.
     deadline = time.monotonic() + SETTLE_S
@@ -234,8 +245,8 @@ def test_supervised_programs_are_running(
         fail(
             Diagnosis(
                 display_name(name, c),
-                f"`{' '.join(STATUS_CMD)}` gave no program list (exit {code})",
-                observed=out.strip()[-300:],
+                f"`{' '.join(STATUS_CMD)}` gave no program list",
+                observed=answer.get("error", ""),
                 expected="supervisord answering on its control socket, as in CVAT's images",
                 consequence="nothing in the container is supervised as CVAT expects",
                 fix=f"docker logs {c.name}; {_fix(c)}",

@@ -18,6 +18,12 @@ import pytest
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.gateway import platform_of_address
 from criobe_verify.smokescreen import allows, explain, fix_line
+from fixtures.probe_plan import (
+    bridge_through_proxy_call,
+    gateway_resolve_call,
+    private_through_proxy_call,
+    smokescreen_calls,
+)
 
 pytestmark = [pytest.mark.gateway, pytest.mark.guide("step-8")]
 
@@ -48,7 +54,7 @@ def test_smokescreen_is_listening(
 ):
     container = container_named(gateway_container)
     proxy = profile.gateway.proxy
-    proc, port = prober.run_many(container, [("process", "smokescreen"), ("listening", proxy)])
+    proc, port = prober.run_many(container, smokescreen_calls(profile))
     if proc.get("ok") and port.get("ok"):
         return
     if smokescreen_opts is None:
@@ -93,7 +99,7 @@ def test_bridge_gateway_resolves_to_platform_gateway(
 ):
     container = container_named(gateway_container)
     hostname = profile.gateway.hostname
-    result = prober.run(container, "resolve", hostname)
+    result = prober.run(container, *gateway_resolve_call(profile))
     addresses = result.get("addresses") or []
     if addresses == [gateway_ip]:
         return
@@ -132,8 +138,7 @@ def test_bridge_answers_through_smokescreen(
     depends_on(f"{THIS}test_smokescreen_is_listening[{gateway_container}]")
     depends_on(f"{THIS}test_bridge_gateway_resolves_to_platform_gateway[{gateway_container}]")
     g = profile.gateway
-    url = f"http://{g.hostname}:{g.port}{g.path}"
-    r = prober.run(container_named(gateway_container), "proxy_get", g.proxy, url)
+    r = prober.run(container_named(gateway_container), *bridge_through_proxy_call(profile))
     if r.get("ok") and r["status"] == 200:
         return
     if not r.get("ok"):
@@ -180,7 +185,7 @@ def test_smokescreen_refuses_private_address(
     g = profile.gateway
     ip = stack_network_ip(g.private_target)
     url = f"http://{ip}:{g.private_port}/"
-    r = prober.run(container_named(gateway_container), "proxy_get", g.proxy, url)
+    r = prober.run(container_named(gateway_container), *private_through_proxy_call(profile, ip))
     header = (r.get("error_header") or "") if r.get("ok") else ""
     if r.get("ok") and r["status"] == 407 and "Deny: Private Range" in header:
         return

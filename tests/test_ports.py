@@ -16,6 +16,7 @@ import pytest
 
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.profile import Port
+from fixtures.probe_plan import bridge_at_gateway_call
 
 pytestmark = pytest.mark.ports
 
@@ -158,7 +159,9 @@ def test_bridge_port_is_reachable_at_docker_gateway(profile, gateway_ip, contain
     webhook's path that the bridge's port binding decides."""
     spec = next(p for p in profile.ports if p.exposure == "gateway")
     url = f"http://{gateway_ip}:{spec.port}/health"
-    result = prober.run(container_named("cvat_server"), "http_get", url)
+    result = prober.run(
+        container_named("cvat_server"), *bridge_at_gateway_call(profile, gateway_ip)
+    )
     if result.get("ok") and result.get("status") == 200:
         return
     published = _bindings(container_named(spec.container))

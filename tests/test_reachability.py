@@ -15,6 +15,11 @@ from __future__ import annotations
 import pytest
 
 from criobe_verify.diagnosis import Diagnosis, fail
+from fixtures.probe_plan import (
+    dashboard_from_bridge_call,
+    function_from_bridge_call,
+    function_from_cvat_call,
+)
 
 pytestmark = pytest.mark.reachability
 
@@ -35,7 +40,7 @@ def test_bridge_reaches_the_nuclio_dashboard(bridge_env, container_named, prober
     host = bridge_env.get("NUCLIO_HOST") or "nuclio"
     port = bridge_env.get("NUCLIO_PORT") or "8070"
     url = f"http://{host}:{port}/api/versions"
-    r = prober.run(container_named("bridge"), "http_get", url)
+    r = prober.run(container_named("bridge"), *dashboard_from_bridge_call(bridge_env))
     if r.get("ok") and r.get("status") == 200:
         return
     fail(
@@ -58,7 +63,7 @@ def test_bridge_reaches_the_function(expected_function, dashboard, container_nam
     fn = expected_function
     _deployed(dashboard, fn)
     url = f"http://{fn.container}:8080/"
-    r = prober.run(container_named("bridge"), "http_get", url)
+    r = prober.run(container_named("bridge"), *function_from_bridge_call(fn.container))
     if r.get("ok"):
         return
     fail(
@@ -82,7 +87,7 @@ def test_cvat_reaches_the_function_as_its_lambda_manager_does(
     entry = _deployed(dashboard, fn)
     port = (entry.get("status") or {}).get("httpPort")
     url = f"http://host.docker.internal:{port}/"
-    r = prober.run(container_named(source), "http_get", url)
+    r = prober.run(container_named(source), *function_from_cvat_call(port))
     if r.get("ok"):
         return
     extra = container_named(source).attrs["HostConfig"].get("ExtraHosts") or []

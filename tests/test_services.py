@@ -21,6 +21,7 @@ from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.probes import ProbeUnavailable
 from criobe_verify.waiting import WaitTimeout, wait_until
 from fixtures.cvat import LOGIN_TEST, cvat_client, login
+from fixtures.probe_plan import SDK_CALL, cvat_url_call
 
 pytestmark = pytest.mark.services
 
@@ -160,7 +161,7 @@ def test_bridge_user_is_a_cvat_admin(cvat_api, depends_on):
 def test_bridge_cvat_sdk_supports_the_server_version(profile, container_named, prober):
     """The client that talks to CVAT is the bridge's own cvat-sdk, not the suite's."""
     try:
-        sdk = prober.run(container_named("bridge"), "cvat_sdk_window")
+        sdk = prober.run(container_named("bridge"), *SDK_CALL)
     except ProbeUnavailable as exc:
         pytest.skip(f"cannot read the bridge's cvat-sdk: {exc}")
     server = pv.Version(_about(profile)["version"])
@@ -206,7 +207,7 @@ def test_bridge_cvat_url_is_accepted_by_cvat(bridge_env, container_named, prober
             )
         )
     target = url.rstrip("/") + "/api/server/about"
-    r = prober.run(container_named("bridge"), "http_get", target)
+    r = prober.run(container_named("bridge"), *cvat_url_call(url))
     if r.get("ok") and r.get("status") == 200:
         return
     host = httpx.URL(url).host

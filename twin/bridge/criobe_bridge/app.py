@@ -130,15 +130,21 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
         return _answer(200, status="ok", event="ping")
 
     def queue(
-        endpoint: str, payload: dict, key: tuple, what: str, work: Callable[[], None], **ids: Any
+        endpoint: str,
+        payload: dict,
+        key: tuple,
+        what: str,
+        work: Callable[[], None],
+        why: str,
+        **ids: Any,
     ) -> JSONResponse:
         event = payload.get("event")
         if not bridge.worker.submit(key, what, work):
             reason = f"{what} is already queued or running"
             log.info("%s %s: ignored: %s", endpoint, summary(payload), reason)
             return _answer(200, status="ignored", event=event, reason=reason, **ids)
-        log.info("%s %s: accepted: %s queued", endpoint, summary(payload), what)
-        return _answer(200, status="accepted", event=event, action=what, **ids)
+        log.info("%s %s: accepted (%s): %s queued", endpoint, summary(payload), why, what)
+        return _answer(200, status="accepted", event=event, action=what, reason=why, **ids)
 
     def ignored(endpoint: str, payload: dict, reason: str) -> JSONResponse:
         log.info("%s %s: ignored: %s", endpoint, summary(payload), reason)
@@ -168,9 +174,9 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
             (stage, task_id, target),
             what,
             lambda: run(task_id, target),
+            decision.reason,
             task_id=task_id,
             target_proj_id=target,
-            reason=decision.reason,
         )
 
     @app.post("/crop-quadrat-and-create-new-task-webhook")
@@ -235,8 +241,8 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
             ("detect", job_id, model_name),
             what,
             lambda: bridge.pipeline.detect(job_id, model_name, conv_mask_to_poly),
+            decision.reason,
             job_id=job_id,
-            reason=decision.reason,
         )
 
     @app.post("/test-webhook")

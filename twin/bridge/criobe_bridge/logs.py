@@ -54,7 +54,9 @@ def setup_logging(
             logger.removeHandler(old)
         handler._criobe_bridge = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.setLevel(level)
+        # cvat-sdk logs every status poll of an upload at INFO: only its warnings, unless
+        # LOG_LEVEL=DEBUG asks for everything.
+        logger.setLevel(level if logger_name == name or level == "DEBUG" else "WARNING")
         # uvicorn configures only its own loggers; not propagating keeps lines single.
         logger.propagate = False
     return logging.getLogger(name)

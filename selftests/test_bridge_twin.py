@@ -146,6 +146,63 @@ def log_of(stack) -> str:
     return stack.log.getvalue()
 
 
+# --- the fake CVAT is CVAT's recordings ------------------------------------------------------
+
+
+def _recorded_sequence() -> list[tuple[str, dict, list[dict]]]:
+    """The recorded job PATCHes (files 50-74) with the deliveries each one caused."""
+    steps: list[tuple[str, dict, list[dict]]] = []
+    for path in sorted(RECORDED.glob("[5-7][0-9]_*.json")):
+        exchange = json.loads(path.read_text())
+        request = exchange["request"]
+        if "body_raw" in request and steps:
+            steps[-1][2].append(request["json"])
+        elif request.get("method") == "PATCH" and request["path"].startswith("/api/jobs/"):
+            steps.append((request["path"], request["json"], []))
+    return steps
+
+
+def _essence(delivery: dict) -> tuple:
+    resource = "job" if "job" in delivery else "task"
+    obj = delivery[resource]
+    return (
+        delivery["event"],
+        list(delivery),
+        list(obj),
+        list(delivery.get("before_update", {})),
+        obj.get("status"),
+        obj.get("stage"),
+        obj.get("state"),
+        {k: v for k, v in (obj.get("jobs") or {}).items() if k != "url"},
+    )
+
+
+def test_the_fake_cvat_sends_the_recorded_events_for_the_recorded_patches(tmp_path):
+    """The fake behind these tests must be CVAT, not a lenient stand-in: the job PATCHes of
+    recordings 50-74 give the recorded deliveries, in order, with the same changed fields,
+    statuses, stale task jobs counts and keys."""
+    steps = _recorded_sequence()
+    assert len(steps) == 6
+    with BridgeStack(tmp_path) as stack:
+        c = stack.cvat
+        pid = c.add_project("completion", project_labels("corners"))
+        c.add_webhook(pid, "/test-webhook")
+        jobs = {}
+        for recorded_job in (7, 8):  # tasks A and B, one JPEG each
+            _, jobs[recorded_job] = c.add_task(pid, f"task {recorded_job}", [("a.jpg", jpeg())])
+        c.take_outbox()
+        for path, body, recorded in steps:
+            c.patch_job(jobs[int(path.rsplit("/", 1)[1])], body)
+            got = [payload for _, payload in c.take_outbox()]
+            assert [_essence(d) for d in got] == [_essence(d) for d in recorded], (path, body)
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (90, 120, 150)).save(out, "JPEG")
+    return out.getvalue()
+
+
 # --- endpoints -----------------------------------------------------------------------------
 
 

@@ -276,6 +276,8 @@ class Pipeline:
         labels = self._labels(task.get("project_id"), task_id)
         annotations = self.cvat.task_annotations(task_id)
         frames = self.cvat.frames(task_id)
+        if not frames:
+            raise PipelineError(f"task {task_id} has no images")
         corners = []
         for frame in range(len(frames)):
             points = skeleton_points(annotations, labels, CORNER_LABEL, CORNER_COUNT, frame)
@@ -328,6 +330,8 @@ class Pipeline:
         labels = self._labels(task.get("project_id"), task_id)
         annotations = self.cvat.task_annotations(task_id)
         frames = self.cvat.frames(task_id)
+        if not frames:
+            raise PipelineError(f"task {task_id} has no images")
         grids = []
         for frame in range(len(frames)):
             points = skeleton_points(annotations, labels, GRID_LABEL, GRID_COUNT, frame)

@@ -130,7 +130,9 @@ class FakeCvat:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.base = self.url  # the URLs in bodies, as CVAT builds them from its Host
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> FakeCvat:
         self._thread.start()
@@ -844,11 +846,15 @@ class FakeNuclio:
         self.modules: dict[str, Any] = {}
         self.calls: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
+        self.gate = threading.Event()  # cleared: every call waits until it is set again
+        self.gate.set()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> FakeNuclio:
         self._thread.start()
@@ -892,6 +898,7 @@ class FakeNuclio:
         sdk = self.nuclio_sdk
         with self.lock:
             self.calls.append((name, json.loads(raw)))
+        self.gate.wait(60)
         ctx = sdk.Context(logger=sdk.Logger(logging.WARNING, name=name))
         try:
             module.init_context(ctx)

@@ -51,7 +51,7 @@ ENDPOINTS = (
     "/test-webhook?target_proj_id=1&debug=true",
     "/health",
 )
-FAST_S = 1.0  # CVAT gives a delivery 10 s; the bridge answers before doing any work
+FAST_S = 3.0  # CVAT gives a delivery 10 s; the bridge answers before doing any work
 KNOBS = ("CRIOBE_TWIN_FAULT", "CRIOBE_TWIN_DELAY_S", "CORALSEG_OUTPUT")
 
 
@@ -206,6 +206,8 @@ def jpeg() -> bytes:
 # --- endpoints -----------------------------------------------------------------------------
 
 
+# FastAPI 0.92 names both methods of the one /health route alike in the schema; harmless.
+@pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 def test_health_docs_and_openapi_list_the_documented_endpoints(tmp_path):
     with BridgeStack(tmp_path) as stack:
         assert stack.request("GET", "/health")[:2] == (200, {"status": "healthy"})
@@ -377,9 +379,9 @@ def test_detection_runs_once_per_change_to_in_progress(wired, photo, truth):
     assert stack.nuclio.called("pth-yolo-gridcorners") == 2
 
 
-def test_the_webhook_is_answered_before_the_work_is_done(wired, photo, monkeypatch):
+def test_the_webhook_is_answered_before_the_work_is_done(wired, photo):
     stack, pid, _ = wired
-    monkeypatch.setenv("CRIOBE_TWIN_DELAY_S", "1.5")  # the function answers after 1.5 s
+    stack.nuclio.gate.clear()  # the function answers only once the gate opens
     _task, job = stack.cvat.add_task(pid["corners"], NAME, [(f"{NAME}.jpg", photo)])
     after = stack.cvat.patch_job(job, {"state": "in progress"})
     payload = {"event": "update:job", "job": after, "before_update": {"state": "new"}}
@@ -389,6 +391,8 @@ def test_the_webhook_is_answered_before_the_work_is_done(wired, photo, monkeypat
     # The same change again while it runs is not queued twice.
     code, again, _ = stack.post(DETECT_CORNERS, payload)
     assert again["status"] == "ignored" and "already queued or running" in again["reason"]
+    assert stack.cvat.job_shapes(job) == []
+    stack.nuclio.gate.set()
     assert stack.worker.wait_idle(30)
     assert len(stack.cvat.job_shapes(job)) == 1
     assert stack.nuclio.called("pth-yolo-gridcorners") == 1

@@ -643,7 +643,7 @@ class FakeCvat:
     def _stored(self, shape: dict) -> dict:
         out = {"id": self.next_id("shape"), "label_id": shape["label_id"],
                "type": shape.get("type", "points"), "frame": int(shape["frame"]),
-               "group": shape.get("group") or 0, "source": shape.get("source") or "manual",
+               "group": shape.get("group"), "source": shape.get("source") or "manual",
                "occluded": bool(shape.get("occluded")), "outside": bool(shape.get("outside")),
                "z_order": int(shape.get("z_order") or 0),
                "rotation": float(shape.get("rotation") or 0.0),
@@ -663,8 +663,17 @@ class FakeCvat:
                 shape = copy.deepcopy(shape)
                 # Recorded (19): CVAT returns a skeleton's elements in another order.
                 shape["elements"] = shape["elements"][1:] + shape["elements"][:1]
+                for item in (shape, *shape["elements"]):
+                    self._with_defaults(item)
                 shapes.append(shape)
         return {"version": 0, "tags": [], "shapes": shapes, "tracks": []}
+
+    def _with_defaults(self, shape: dict) -> None:
+        """JobAnnotation._extend_attributes: an attribute without a value reads as its default."""
+        have = {a["spec_id"] for a in shape["attributes"]}
+        for spec in self.labels[shape["label_id"]]["attributes"]:
+            if spec["id"] not in have:
+                shape["attributes"].append({"spec_id": spec["id"], "value": spec["default_value"]})
 
     def _task_annotations(self, method, m, query, headers, body):
         tid = int(m[1])
@@ -773,12 +782,24 @@ class FakeCvat:
                 if data.get("cleanup"):
                     self.shapes[jid] = []
                 self.shapes[jid] += [self._stored(s) for s in shapes]
+                if shapes:  # a write touches the job and the task, as an annotation save
+                    before = self.job_read(job)
+                    job["updated"] = now()
+                    after = self.job_read(job)
+                    self.emit(
+                        "update:job", task["project_id"], "job", after, changed(before, after)
+                    )
+                    self._touch_task(task, status_only=False)
                 call.update(status="finished", ended=now(), progress=100)
         except Exception:
             with self.lock:
                 call.update(status="failed", ended=now(), exc_info=traceback.format_exc())
 
     def _lambda_shape(self, anno, mapping, labels, frame, data) -> dict | None:
+        """As recorded (cvat-2.29.0-lambda on main): mapped labels and attributes only, a
+        number attribute kept when its string value is numeric (a JSON number fails the run),
+        a mask as a polygon from its points with conv_mask_to_poly, skeleton elements left
+        out added outside at the mean of the given ones, an all-outside skeleton not written."""
         entry = mapping.get(anno.get("label"))
         if entry is None or entry["name"] not in labels:
             return None
@@ -788,28 +809,32 @@ class FakeCvat:
             specs = {a["name"]: a for a in label["attributes"]}
             out = []
             for a in item.get("attributes") or []:
-                name = (amap or {}).get(a["name"])
-                spec = specs.get(name)
-                if spec is None or (
-                    spec["input_type"] == "number" and not str(a["value"]).isnumeric()
-                ):
+                spec = specs.get((amap or {}).get(a["name"]))
+                if spec is None:
                     continue
-                out.append({"spec_id": spec["id"], "value": str(a["value"])})
+                if spec["input_type"] == "number" and not a["value"].isnumeric():
+                    continue
+                out.append({"spec_id": spec["id"], "value": a["value"]})
             return out
 
-        shape = {"frame": frame, "label_id": label["id"], "type": anno["type"], "points":
-                 anno.get("points") or [], "attributes": attrs(anno, label, entry.get("attributes")),
-                 "source": "auto", "occluded": False, "z_order": 0, "group": 0}  # fmt: skip
+        shape = {"frame": frame, "label_id": label["id"], "type": anno["type"],
+                 "points": anno.get("points") or [], "source": "auto", "occluded": False,
+                 "z_order": 0, "group": None,
+                 "attributes": attrs(anno, label, entry.get("attributes"))}  # fmt: skip
         if anno["type"] == "mask" and anno.get("points") and data.get("conv_mask_to_poly"):
             shape["type"] = "polygon"
         if anno["type"] == "skeleton":
             subs = {self.labels[s]["name"]: self.labels[s] for s in label["sublabels"]}
-            given = {e["label"]: e for e in anno.get("elements") or []}
+            given = {e["label"]: e for e in anno.get("elements") or [] if e["label"] in subs}
+            if not given or all(e.get("outside") for e in given.values()):
+                return None
+            mean = [sum(e["points"][i] for e in given.values()) / len(given) for i in (0, 1)]
+            shape["points"] = []
             shape["elements"] = [
                 {"frame": frame, "label_id": sub["id"], "type": "points", "source": "auto",
-                 "points": given[name]["points"] if name in given else [0, 0],
+                 "points": given[name]["points"] if name in given else mean,
                  "outside": bool(given[name].get("outside")) if name in given else True,
-                 "attributes": []}
+                 "group": None, "attributes": []}
                 for name, sub in subs.items()
             ]  # fmt: skip
         return shape

@@ -721,7 +721,10 @@ def test_labels_the_project_lacks_and_fraction_confidences_are_dropped(
         c.patch_job(job, {"state": "in progress"})
         stack.settle()
         (shape,) = c.job_shapes(job)
-        assert shape["attributes"] == []
+        assert shape["attributes"] == []  # what the bridge wrote: the fraction left out
+        (read,) = c._read_shapes([job])["shapes"]  # what CVAT then reads back: the default
+        spec = c.project_labels(pid["corners"])["quadrat_corner"]["attributes"][0]
+        assert read["attributes"] == [{"spec_id": spec["id"], "value": "100"}]
         monkeypatch.setenv("CRIOBE_TWIN_FAULT", "unknown-label")
         _task2, job2 = c.add_task(pid["corners"], "other", [(f"{NAME}.jpg", photo)])
         c.patch_job(job2, {"state": "in progress"})
@@ -740,15 +743,59 @@ def test_missing_skeleton_elements_are_written_as_outside(tmp_path, photo, monke
         stack.cvat.patch_job(job, {"state": "in progress"})
         stack.settle()
         (shape,) = stack.cvat.job_shapes(job)
-        names = {stack.cvat.labels[e["label_id"]]["name"]: e["outside"] for e in shape["elements"]}
+        names = {
+            stack.cvat.labels[e["label_id"]]["name"]: (e["outside"], e["points"])
+            for e in shape["elements"]
+        }
         # ... and completing the task then fails as the docs say.
         stack.cvat.complete_task(task)
         stack.settle()
         assert stack.cvat.tasks_in(pid["grid"]) == []
     finally:
         stack.__exit__(None, None, None)
-    assert names == {"1": False, "2": False, "3": False, "4": True}
+    assert {n: outside for n, (outside, _) in names.items()} == {
+        "1": False,
+        "2": False,
+        "3": False,
+        "4": True,
+    }
+    # CVAT puts a left-out element at the mean of the given ones (recorded).
+    mean = np.mean([names[k][1] for k in "123"], axis=0)
+    assert np.allclose(names["4"][1], mean)
     assert "Insufficient annotations (need 4 corner points minimum)" in log_of(stack)
+
+
+def test_detector_answers_are_kept_as_cvat_keeps_them():
+    """The recorded lambda-manager rules (cvat-2.29.0-lambda): only ``attributes`` count (a
+    top-level confidence alone is not written), a JSON number or a fraction is no integer
+    string, a skeleton with every element outside is dropped, a type must fit the label."""
+    from criobe_bridge.functions import project_labels as bridge_labels
+    from criobe_bridge.functions import to_shapes
+
+    conf = [{"id": 9, "name": "confidence", "input_type": "number"}]
+    labels = bridge_labels([
+        {"id": 3, "name": "Porites", "type": "polygon", "attributes": conf},
+        {"id": 4, "name": "quadrat_corner", "type": "skeleton", "attributes": conf,
+         "sublabels": [{"id": 5, "name": "1", "attributes": []}, {"id": 6, "name": "2", "attributes": []}]},
+    ])  # fmt: skip
+    poly = {"label": "Porites", "type": "polygon", "points": [0, 0, 4, 0, 4, 4]}
+    answers = [
+        {**poly, "confidence": "91"},
+        {**poly, "attributes": [{"name": "confidence", "value": 87}]},
+        {**poly, "attributes": [{"name": "confidence", "value": "87.0"}]},
+        {**poly, "attributes": [{"name": "confidence", "value": "250"}, {"name": "x", "value": "1"}]},
+        {"label": "Porites", "type": "skeleton", "elements": []},
+        {"label": "quadrat_corner", "type": "skeleton", "elements": [
+            {"label": "1", "type": "points", "points": [1, 2], "outside": 1},
+            {"label": "2", "type": "points", "points": [3, 4], "outside": 1}]},
+    ]  # fmt: skip
+    shapes, dropped = to_shapes(answers, 0, labels, False, "auto")
+    assert [s["attributes"] for s in shapes] == [[], [], [], [{"spec_id": 9, "value": "250"}]]
+    assert {s["group"] for s in shapes} == {None} and {s["source"] for s in shapes} == {"auto"}
+    assert dropped == {
+        "skeleton does not fit label 'Porites' (polygon)": 1,
+        "skeleton with every element outside": 1,
+    }
 
 
 def test_masks_become_polygons_only_when_asked():

@@ -6,16 +6,20 @@ docs; ``BRIDGE_TWIN_FUNCTION_URL`` changes it), the dashboard at NUCLIO_HOST:NUC
 
 Detector answers are lists of ``{"label", "type", "points", "confidence"?, "attributes"?,
 "mask"?, "elements"?}``. As CVAT 2.29.0 does with them: labels are matched by name to the
-project's labels and others dropped; an attribute is kept when the label has one of that name
-and, for a number attribute, when its value is an integer string (CRIOBE's confidences are
-integer percent strings, ``"93"``); skeleton elements are matched by name to the sublabels,
-unknown ones dropped and missing ones added as outside; a mask becomes a polygon (its
-``points``) when ``conv_mask_to_poly``, else CVAT's RLE followed by its box.
+project's labels of a compatible type and others dropped; an attribute is kept when the label
+has one of that name and, for a number attribute, when its value is an integer string
+(CRIOBE's confidences are integer percent strings, ``"93"``; CVAT fills a missing one with its
+default on read); skeleton elements are matched by name to the sublabels, unknown ones
+dropped, missing ones added as outside at the mean of the given ones, and a skeleton with
+every element outside dropped; a mask becomes a polygon (its ``points``) when
+``conv_mask_to_poly``, else CVAT's RLE followed by its box (recordings of CVAT 2.29.0's lambda
+manager, selftests/data/contracts/cvat-2.29.0-lambda on main).
 
     >>> labels = project_labels([{"id": 1, "name": "Porites", "type": "polygon",
     ...     "attributes": [{"id": 7, "name": "confidence", "input_type": "number"}]}])
     >>> shapes, dropped = to_shapes([{"label": "Porites", "type": "mask", "points": [0, 0, 4, 0, 4, 4],
-    ...     "mask": [0, 1, 1, 1, 0, 0, 0, 0], "confidence": "91"}], 0, labels, True, "auto")
+    ...     "mask": [0, 1, 1, 1, 0, 0, 0, 0], "confidence": "91",
+    ...     "attributes": [{"name": "confidence", "value": "91"}]}], 0, labels, True, "auto")
     >>> shapes[0]["type"], shapes[0]["points"], shapes[0]["attributes"], dropped
     ('polygon', [0.0, 0.0, 4.0, 0.0, 4.0, 4.0], [{'spec_id': 7, 'value': '91'}], {})
     >>> mask_rle([0, 1, 1, 0, 0, 1])
@@ -121,23 +125,30 @@ def project_labels(labels: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _attributes(anno: dict[str, Any], label: dict[str, Any]) -> list[dict[str, Any]]:
-    values: dict[str, str] = {}
-    for attr in anno.get("attributes") or []:
-        if isinstance(attr, dict) and "name" in attr:
-            values[attr["name"]] = str(attr.get("value", ""))
-    # CRIOBE functions also give the confidence beside the attributes.
-    if "confidence" in anno and "confidence" not in values:
-        values["confidence"] = str(anno["confidence"])
+    """The answer's ``attributes`` the project label declares, with values CVAT keeps: a
+    number attribute needs an integer string (``"87"``; not ``"0.87"``, not the JSON number
+    87, on which CVAT's own check fails). A top-level ``confidence`` is not an attribute to
+    CVAT and is not written either."""
     out = []
-    for name, value in values.items():
-        spec = label["attributes"].get(name)
-        if spec is None:
+    for attr in anno.get("attributes") or []:
+        if not isinstance(attr, dict) or attr.get("name") not in label["attributes"]:
             continue
-        spec_id, input_type = spec
+        spec_id, input_type = label["attributes"][attr["name"]]
+        value = attr.get("value")
+        if not isinstance(value, str):
+            continue
         if input_type == "number" and not value.isnumeric():
-            continue  # CVAT drops "0.87": only integer strings are numbers to it
+            continue
         out.append({"spec_id": spec_id, "value": value})
     return out
+
+
+def _fits(shape_type: str, label_type: str | None) -> bool:
+    """CVAT's label compatibility: the same type, "any" (but not for a skeleton), or mask and
+    polygon for each other."""
+    if shape_type == label_type or {shape_type, label_type} == {"mask", "polygon"}:
+        return True
+    return label_type == "any" and shape_type != "skeleton"
 
 
 def mask_rle(flat: list[int]) -> list[int]:
@@ -159,7 +170,7 @@ def _shape(frame: int, label: dict[str, Any], kind: str, points: list[float], so
         "type": kind,
         "frame": frame,
         "label_id": label["id"],
-        "group": 0,
+        "group": None,
         "source": source,
         "occluded": False,
         "outside": False,
@@ -168,6 +179,34 @@ def _shape(frame: int, label: dict[str, Any], kind: str, points: list[float], so
         "points": points,
         "attributes": [],
     }
+
+
+def _skeleton(anno, label, frame: int, source: str, dropped: Counter) -> dict[str, Any] | None:
+    """Elements matched to sublabels by name; as CVAT does, the ones left out are written
+    outside at the mean of the given ones, and a skeleton with nothing visible is dropped."""
+    given: dict[str, dict[str, Any]] = {}
+    for el in anno.get("elements") or []:
+        el = el if isinstance(el, dict) else {}
+        pts = el.get("points")
+        if el.get("label") in label["sublabels"] and isinstance(pts, list) and len(pts) >= 2:
+            given.setdefault(el["label"], el)
+        else:
+            dropped["skeleton element not a sublabel"] += 1
+    if not given or all(el.get("outside") for el in given.values()):
+        dropped["skeleton with every element outside"] += 1
+        return None
+    mean = [sum(float(el["points"][i]) for el in given.values()) / len(given) for i in range(2)]
+    shape = _shape(frame, label, "skeleton", [], source)
+    elements = []
+    for name, sub in label["sublabels"].items():
+        el = given.get(name)
+        pts = [float(v) for v in el["points"][:2]] if el else mean
+        element = _shape(frame, sub, "points", pts, source)
+        element["outside"] = el is None or bool(el.get("outside"))
+        element["attributes"] = _attributes(el, sub) if el else []
+        elements.append(element)
+    shape["elements"] = elements
+    return shape
 
 
 def to_shapes(
@@ -192,23 +231,13 @@ def to_shapes(
             dropped[f"label {anno.get('label')!r} not in the project"] += 1
             continue
         kind = str(anno.get("type", "")).lower()
+        if not _fits(kind, label["type"]):
+            dropped[f"{kind} does not fit label {anno['label']!r} ({label['type']})"] += 1
+            continue
         if kind == "skeleton":
-            shape = _shape(frame, label, "skeleton", [], source)
-            given = {}
-            for el in anno.get("elements") or []:
-                if isinstance(el, dict) and el.get("label") in label["sublabels"]:
-                    given.setdefault(el["label"], el)
-                else:
-                    dropped["skeleton element not a sublabel"] += 1
-            elements = []
-            for name, sub in label["sublabels"].items():
-                el = given.get(name)
-                pts = [float(v) for v in (el or {}).get("points") or [0, 0]][:2]
-                element = _shape(frame, sub, "points", pts, source)
-                element["outside"] = el is None or bool(el.get("outside"))
-                element["attributes"] = _attributes(el, sub) if el else []
-                elements.append(element)
-            shape["elements"] = elements
+            shape = _skeleton(anno, label, frame, source, dropped)
+            if shape is None:
+                continue
         elif kind == "mask":
             if conv_mask_to_poly and anno.get("points"):
                 shape = _shape(frame, label, "polygon", [float(v) for v in anno["points"]], source)
@@ -231,8 +260,8 @@ def to_shapes(
 
 def lambda_mapping(labels: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """CVAT's ``mapping`` for POST /api/lambda/requests: every project label by its own name,
-    with its attributes and sublabels (``{name, attributes}`` each), since CVAT drops the
-    attributes a mapping does not name."""
+    with its attributes and sublabels (``{name, attributes}`` each): an explicit mapping must
+    name every attribute to keep."""
 
     def one(name: str, label: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": name, "attributes": {a: a for a in label["attributes"]}}

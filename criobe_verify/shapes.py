@@ -7,7 +7,9 @@ skeletons, replaces bad confidences and drops unknown labels, which hides defect
     ...                 [[10, 10], [90, 12], [88, 90], [12, 88]])]}]
     >>> corner_problems(corners, (100, 100))
     []
-    >>> corner_problems([dict(corners[0], elements=corners[0]["elements"][::-1])], (100, 100))[0]
+    >>> ccw = [dict(e, points=p) for e, p in zip(corners[0]["elements"],
+    ...        [[10, 10], [12, 88], [88, 90], [90, 12]])]
+    >>> corner_problems([dict(corners[0], elements=ccw)], (100, 100))[0]
     'quadrat_corner elements are counter-clockwise (1 TL, 2 BL, 3 BR, 4 TR): expected clockwise from the top-left (1 TL, 2 TR, 3 BR, 4 BL)'
 
 Each `*_problems` returns sentences naming what is wrong (empty when the contract holds).

@@ -91,6 +91,22 @@ def _warp_size(env: Mapping[str, str]) -> str:
     )
 
 
+FAULTS = ("redetect-on-every-update", "log-settings-with-password")
+
+
+def _faults(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The defects the selftests inject; an unknown name stops the bridge.
+
+    >>> _faults({"BRIDGE_TWIN_FAULT": "redetect-on-every-update, "})
+    ('redetect-on-every-update',)
+    """
+    names = tuple(f.strip() for f in (env.get("BRIDGE_TWIN_FAULT") or "").split(",") if f.strip())
+    unknown = [f for f in names if f not in FAULTS]
+    if unknown:
+        raise ValueError(f"BRIDGE_TWIN_FAULT must name {', '.join(FAULTS)}; got {unknown[0]!r}")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     # CRIOBE variables (sets A and B)
@@ -115,6 +131,8 @@ class Settings:
     clean_task_name: str = "{name}_clean"
     warp_size: str = "photo"
     poll_interval: float = 0.5
+    # The selftests' injected defects (BRIDGE_TWIN_FAULT, a comma list of FAULTS).
+    faults: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -150,6 +168,7 @@ class Settings:
             clean_task_name=_template(env, "BRIDGE_TWIN_CLEAN_TASK_NAME", "{name}_clean"),
             warp_size=_warp_size(env),
             poll_interval=_number(env, "BRIDGE_TWIN_POLL_S", 0.5),
+            faults=_faults(env),
         )
 
     def warped_name(self, name: str) -> str:
@@ -175,4 +194,5 @@ class Settings:
             f"function_url={self.function_url} shape_source={self.shape_source} "
             f"detect_cleanup={self.detect_cleanup} warped_task_name={self.warped_task_name} "
             f"clean_task_name={self.clean_task_name} warp_size={self.warp_size}"
+            + (f" FAULTS={','.join(self.faults)}" if self.faults else "")
         )

@@ -280,3 +280,40 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
             fix="docker restart cvat_worker_webhooks; docker logs cvat_worker_webhooks",
         )
     )
+
+
+@pytest.mark.policy
+@pytest.mark.guide("step-2")
+def test_bridge_log_does_not_show_its_secrets(container_named, bridge_credentials, bridge_env):
+    """Whoever can read `docker logs bridge` (or a log shipper) must not learn the CVAT admin
+    password or the webhook secret. The whole log is scanned, as a stream."""
+    secrets_by_var = {bridge_credentials.password_var: bridge_credentials.password}
+    if bridge_env.get("WEBHOOK_SECRET"):
+        secrets_by_var["WEBHOOK_SECRET"] = bridge_env["WEBHOOK_SECRET"]
+    wanted = {var: s.encode() for var, s in secrets_by_var.items() if len(s) >= 4}
+    found = dict.fromkeys(wanted, 0)
+    tails = dict.fromkeys(wanted, b"")
+    for chunk in container_named("bridge").logs(
+        stream=True, follow=False, stdout=True, stderr=True
+    ):
+        for var, secret in wanted.items():
+            # A chunk can split a secret: keep the previous chunk's end, one byte too short
+            # to hold the whole secret (so nothing is counted twice).
+            window = tails[var] + chunk
+            found[var] += window.count(secret)
+            tails[var] = window[-(len(secret) - 1) :]
+    shown = {var: n for var, n in found.items() if n}
+    if shown:
+        fail(
+            Diagnosis(
+                "bridge",
+                "its log shows " + " and ".join(f"{var} ({n}×)" for var, n in shown.items()),
+                observed="the value in docker logs bridge (not repeated here)",
+                expected="secrets never logged (print '(set)' instead)",
+                consequence="anyone with access to the Docker logs can log in to CVAT as admin"
+                if bridge_credentials.password_var in shown
+                else "anyone with access to the Docker logs can sign webhooks",
+                fix="stop logging the settings' values in the bridge; then change the password "
+                "in CVAT and bridge/.env, since the old one has been seen",
+            )
+        )

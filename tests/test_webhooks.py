@@ -7,6 +7,10 @@ cvat_worker_webhooks, each through its own Smokescreen: both paths are exercised
 "reached the bridge" when its recorded answer is the bridge's own, i.e. equals what a direct
 POST to the bridge from inside cvat_cvat gets, not Smokescreen's 407/502/504. Everything
 created carries the run prefix and is deleted at the end.
+
+The lab's own webhooks to the bridge (the guide's post-install step; none on a new install)
+are read, never changed or pinged: each must name a project and a function that exist, and
+its newest delivery must have been answered 200.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import secrets
 
 import pytest
 
+from criobe_verify.bridge_hooks import BridgeHook
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.waiting import WaitTimeout, wait_until
 
@@ -232,5 +237,100 @@ def test_signed_delivery_verifies_against_the_raw_body(
                 expected=f"{expected[:20]}…",
                 consequence="a bridge that checks WEBHOOK_SECRET rejects every delivery",
                 fix="check that nothing between CVAT and the bridge rewrites the body",
+            )
+        )
+
+
+def _all(cvat_api, path: str) -> list[dict]:
+    results, page = [], 1
+    while True:
+        r = cvat_api.get(path, params={"page_size": 100, "page": page})
+        if r.status_code != 200:
+            fail(Diagnosis("cvat_server", f"GET {path} answered {r.status_code}",
+                           observed=r.text[:300]))  # fmt: skip
+        body = r.json()
+        results += body.get("results", [])
+        if not body.get("next"):
+            return results
+        page += 1
+
+
+@pytest.fixture(scope="module")
+def lab_webhooks(cvat_api, profile) -> list[BridgeHook]:
+    hooks = [BridgeHook.parse(w, profile.gateway.hostname) for w in _all(cvat_api, "/api/webhooks")]
+    return [h for h in hooks if h is not None]
+
+
+def _none_yet(report_note) -> None:
+    report_note(
+        "No webhook of the lab's points at the bridge yet (the guide's post-install step adds "
+        "them); the e2e layer checks the pipeline with webhooks of its own."
+    )
+
+
+@pytest.mark.guide("post-install")
+def test_lab_webhooks_name_existing_projects_and_functions(cvat_api, lab_webhooks, report_note):
+    if not lab_webhooks:
+        _none_yet(report_note)
+        return
+    projects = {p["id"]: p["name"] for p in _all(cvat_api, "/api/projects")}
+    r = cvat_api.get("/api/lambda/functions")
+    functions = {f["id"] for f in r.json()} if r.status_code == 200 else set()
+    bad = [
+        f"webhook {h.id} of project {projects.get(h.project_id, h.project_id)!r} → /{h.endpoint}: "
+        + "; ".join(problems)
+        for h in lab_webhooks
+        if (problems := h.problems(set(projects), functions))
+    ]
+    if bad:
+        fail(
+            Diagnosis(
+                "cvat_server",
+                f"{len(bad)} of the lab's {len(lab_webhooks)} webhook(s) to the bridge name "
+                "what CVAT does not have",
+                observed="; ".join(bad[:5]),
+                why=""
+                if r.status_code == 200
+                else f"GET /api/lambda/functions answered "
+                f"{r.status_code}, so no model_name can be found",
+                expected="target_proj_id the id of the next stage's project (its URL in CVAT: "
+                "/projects/<id>), model_name a function CVAT lists",
+                consequence="the bridge answers those deliveries with an error and the quadrat "
+                "stops at that stage",
+                fix="edit the webhook in CVAT (Project → Actions → Setup webhooks)",
+            )
+        )
+
+
+@pytest.mark.guide("post-install")
+def test_lab_webhooks_newest_deliveries_were_answered_200(
+    cvat_api, cvat_scratch, lab_webhooks, report_note
+):
+    if not lab_webhooks:
+        _none_yet(report_note)
+        return
+    bad = []
+    for hook in lab_webhooks:
+        deliveries = cvat_scratch.deliveries(hook.id)
+        if deliveries and deliveries[0]["status_code"] != 200:
+            d = deliveries[0]
+            bad.append(f"webhook {hook.id} → /{hook.endpoint}: {d['event']} at "
+                       f"{d.get('updated_date') or d.get('created_date')} {_describe(d)}")  # fmt: skip
+    if bad:
+        refused = any(" 403 " in b for b in bad)
+        fail(
+            Diagnosis(
+                "bridge",
+                f"the newest delivery of {len(bad)} of the lab's webhook(s) failed",
+                observed="; ".join(bad[:5]),
+                why="403: the webhook's secret is not WEBHOOK_SECRET in bridge/.env (or the "
+                "webhook has none and the bridge requires one)"
+                if refused
+                else "",
+                expected="200 from the bridge",
+                consequence="those stages do not run for the lab's quadrats",
+                fix="give the webhook the secret in bridge/.env (or empty both)"
+                if refused
+                else "the bridge's log at that time (docker logs bridge) says why",
             )
         )

@@ -44,7 +44,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("inference", "function outputs: contract, accuracy, golden, CVAT keeps them", 5),
     Layer("latency", "per-function latency against budgets", 1),
     Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 4),
-    Layer("e2e", "webhook-to-annotation pipeline", 0),
+    Layer("e2e", "webhook-to-annotation pipeline", 2),
 )
 LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}

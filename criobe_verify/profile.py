@@ -150,12 +150,8 @@ class E2E:
     settle_s: float = 3.0
     warped_name: str = "{name}_warped"
     clean_name: str = "{name}_clean"
-    # How the bridge runs a model: CVAT's lambda requests, or the function called directly.
-    detection: str = "lambda"
     # The `source` of the shapes the bridge writes (lambda requests write "auto").
     shape_source: str = "auto"
-    # With WEBHOOK_SECRET set, whether the bridge refuses a delivery without a signature.
-    unsigned_refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -427,9 +423,7 @@ def load_profile(path: str | Path) -> Profile:
             "settle_s": ((int, float), "seconds"),
             "warped_name": (str, "a task name template with {name}"),
             "clean_name": (str, "a task name template with {name}"),
-            "detection": ("choice", ("lambda", "direct")),
             "shape_source": ("choice", ("auto", "manual")),
-            "unsigned_refused": (bool, "true or false"),
         },
     )
     bad = [w for w in e2e.workflows if w not in ("two-stage", "three-stage")]

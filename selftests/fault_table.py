@@ -58,6 +58,31 @@ class Fault:
     skips: Mapping[str, Tokens] = field(default_factory=dict)
 
 
+# The layers that cost most of a run (~35 s of function calls and pipeline runs): a fault
+# whose checks fail below them runs without them, unless tagged "full" (the policy faults
+# tagged so prove that a policy finding gates neither).
+COSTLY = ("latency", "e2e")
+
+
+def layer_of(test_id: str) -> str:
+    """
+    >>> layer_of("tests/test_e2e.py::test_x[a]")
+    'e2e'
+    """
+    return test_id.split("::")[0].rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py")
+
+
+def suite_layers(fault: Fault) -> tuple[str, ...]:
+    """The layers the fault's suite run selects (empty: all)."""
+    from criobe_verify.layers import LAYER_NAMES
+
+    if fault.layers or fault.phase != "installed" or "full" in fault.tags:
+        return fault.layers
+    if any(layer_of(t) in COSTLY for t in fault.fails):
+        return ()
+    return tuple(name for name in LAYER_NAMES if name not in COSTLY)
+
+
 def tokens(fragment: Tokens) -> tuple[str, ...]:
     return (fragment,) if isinstance(fragment, str) else tuple(fragment)
 
@@ -369,6 +394,181 @@ def _preinstall_faults() -> list[Fault]:
     ]
 
 
+# --- the lab's webhooks and the e2e run ---
+
+LAB = "lab-quadrats"  # names without the run prefix: the lab's own, as the suite sees them
+E2E = "tests/test_e2e.py::"
+E2E_RUNS = (
+    f"{E2E}test_two_stage_run_annotates_the_quadrat_exactly_once",
+    f"{E2E}test_three_stage_run_annotates_the_quadrat_exactly_once",
+)
+
+
+def _lab_project(cvat, name: str) -> dict:
+    r = cvat.post("/api/projects", json={"name": name, "labels": [{"name": "coral"}]})
+    assert r.status_code == 201, f"{name}: {r.status_code} {r.text[:200]}"
+    return r.json()
+
+
+def _lab_webhook(cvat, project_id: int, path: str, secret: str = "") -> dict:
+    r = cvat.post("/api/webhooks", json={
+        "target_url": f"http://bridge.gateway:8000{path}", "description": "", "type": "project",
+        "content_type": "application/json", "secret": secret, "is_active": True,
+        "enable_ssl": False, "events": ["update:task", "update:job"], "project_id": project_id,
+    })  # fmt: skip
+    assert r.status_code == 201, f"webhook {path}: {r.status_code} {r.text[:200]}"
+    return r.json()
+
+
+def _lab_webhooks_misnamed(twin: Twin) -> None:
+    with twin.cvat() as cvat:
+        corners = _lab_project(cvat, f"{LAB}-corners")
+        _lab_webhook(
+            cvat, corners["id"], "/crop-quadrat-and-create-new-task-webhook?target_proj_id=999999"
+        )
+        _lab_webhook(cvat, corners["id"], "/detect-model-webhook?model_name=pth-yolo-gridcorner")  # fmt: skip
+
+
+def _bridge_answers() -> bool:
+    import httpx
+
+    try:
+        return httpx.get("http://localhost:8000/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _lab_webhook_unsigned_then_secret_set(twin: Twin) -> None:
+    """The tutorial's unsigned webhooks, then WEBHOOK_SECRET set in bridge/.env: the bridge
+    now refuses them (403); the ping shows it in the webhook's deliveries."""
+    with twin.cvat() as cvat:
+        corners = _lab_project(cvat, f"{LAB}-corners")
+        corals = _lab_project(cvat, f"{LAB}-corals")
+        hook = _lab_webhook(cvat, corners["id"],
+                            f"/crop-quadrat-and-create-new-task-webhook?target_proj_id={corals['id']}")  # fmt: skip
+    twin.recreate("bridge", overlay=_overlay(
+        '  bridge:\n    environment:\n      WEBHOOK_SECRET: "lab-secret-set-later-5d1f"\n'))  # fmt: skip
+    twin.wait_for(_bridge_answers, 60, "the recreated bridge answering on localhost:8000")
+    with twin.cvat() as cvat:
+        r = cvat.post(f"/api/webhooks/{hook['id']}/ping")
+        assert r.json()["status_code"] == 403, r.text[:300]
+
+
+def _lab_removed(*services: str) -> Callable[[Twin], None]:
+    def revert(twin: Twin) -> None:
+        with twin.cvat() as cvat:
+            found = cvat.get("/api/projects", params={"search": LAB, "page_size": 100}).json()
+            for p in found["results"]:
+                if p["name"].startswith(LAB):
+                    cvat.delete(f"/api/projects/{p['id']}")
+        if services:
+            twin.restore(*services)
+
+    return revert
+
+
+def _bridge_fault(knobs: Mapping[str, str]) -> Callable[[Twin], None]:
+    env = "".join(f'      {k}: "{v}"\n' for k, v in knobs.items())
+    return _recreate("bridge", f"  bridge:\n    environment:\n{env}")
+
+
+def _stop_bridge(twin: Twin) -> None:
+    twin.container("bridge").stop(timeout=5)
+
+
+def _stage_timeout(seconds: int) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert "stage_timeout_s = 20" in text
+        return text.replace("stage_timeout_s = 20", f"stage_timeout_s = {seconds}")
+
+    return edit
+
+
+E2E_FAULTS = [
+    Fault(
+        id="lab-webhooks-name-missing-project-and-function",
+        what="the lab's corners project: a crop webhook to target_proj_id=999999 and a detect "
+        "webhook for model_name=pth-yolo-gridcorner (a typo)",
+        inject=_lab_webhooks_misnamed,
+        revert=_lab_removed(),
+        fails={
+            f"{W}test_lab_webhooks_name_existing_projects_and_functions": (
+                "target_proj_id=999999 is not a project in CVAT",
+                "model_name 'pth-yolo-gridcorner' is not a function CVAT lists",
+                f"project '{LAB}-corners'",
+            )
+        },
+    ),
+    Fault(
+        id="bridge-secret-set-after-unsigned-lab-webhooks",
+        what="WEBHOOK_SECRET set in bridge/.env after the lab's webhooks were made unsigned; "
+        "their newest delivery (a ping) refused 403",
+        inject=_lab_webhook_unsigned_then_secret_set,
+        revert=_lab_removed("bridge"),
+        fails={
+            f"{W}test_lab_webhooks_newest_deliveries_were_answered_200": (
+                "ping at",
+                "403",
+                "not WEBHOOK_SECRET in bridge/.env",
+            )
+        },
+    ),
+    Fault(
+        id="bridge-logs-its-password",
+        what="the bridge prints its CVAT login, unredacted, at start",
+        inject=_bridge_fault({"BRIDGE_TWIN_FAULT": "log-settings-with-password"}),
+        revert=_restore("bridge"),
+        fails={
+            f"{S}test_bridge_log_does_not_show_its_secrets": (
+                "CVAT_PWD (1×)",
+                "log in to CVAT as admin",
+            )
+        },
+    ),
+    Fault(
+        id="bridge-stopped-e2e",
+        what="the bridge container stopped (e2e layer alone: the containers layer names it first)",
+        inject=_stop_bridge,
+        revert=_restore("bridge"),
+        layers=("e2e",),
+        fails={
+            t: (
+                "stalled at stage 'corners detected'",
+                "the bridge container is exited",
+                "docker start bridge",
+            )
+            for t in E2E_RUNS
+        },
+    ),
+    Fault(
+        id="bridge-redetects-on-every-update",
+        what="the bridge detects on every update:job of a job in progress, so its own "
+        "annotation save triggers another detection",
+        inject=_bridge_fault({"BRIDGE_TWIN_FAULT": "redetect-on-every-update"}),
+        revert=_restore("bridge"),
+        fails={t: ("exactly once",) for t in E2E_RUNS},
+    ),
+    Fault(
+        id="gridcorners-two-corners-in-the-pipeline",
+        what="pth-yolo-gridcorners finds two corners (e2e layer alone: the inference layer "
+        "names it first)",
+        inject=_function_fault("pth-yolo-gridcorners", "two-corners"),
+        revert=_restore_functions("pth-yolo-gridcorners"),
+        layers=("e2e",),
+        fails={t: ("the corners it stored break the contract",) for t in E2E_RUNS},
+    ),
+    Fault(
+        id="coralseg-slower-than-the-stage-timeout",
+        what="pth-yolo-coralsegv4 takes 12 s per call, the profile's e2e stage_timeout_s 6 s "
+        "(e2e layer alone: the latency layer names it first)",
+        inject=lambda twin: twin.redeploy("pth-yolo-coralsegv4", env={"CRIOBE_TWIN_DELAY_S": "12"}),
+        revert=_restore_functions("pth-yolo-coralsegv4"),
+        profile_edit=_stage_timeout(6),
+        layers=("e2e",),
+        fails={t: ("stalled at stage 'corals detected'", "not there after 6 s") for t in E2E_RUNS},
+    ),
+]
+
 FAULTS: list[Fault] = [
     *_preinstall_faults(),
     # --- host ---
@@ -584,6 +784,7 @@ FAULTS: list[Fault] = [
         inject=_recreate("nuclio", '  nuclio:\n    ports: !override ["8070:8070"]\n'),
         revert=_restore("nuclio"),
         profile_edit=_without_waivers,
+        tags=("full",),
         fails={
             f"{P}test_internal_port_is_not_published_on_public_interface[8070]": (
                 "nuclio publishes 8070/tcp on 0.0.0.0:8070",
@@ -1115,6 +1316,22 @@ FAULTS: list[Fault] = [
         ]
     ],
     Fault(
+        id="function-type-miscased",
+        what="pth-yolo-gridcorners redeployed with metadata.annotations.type 'Detector': "
+        "CVAT's lambda manager skips a function of unknown type",
+        inject=lambda twin: twin.redeploy(
+            "pth-yolo-gridcorners",
+            edit=lambda c: c["metadata"]["annotations"].update(type="Detector"),
+        ),
+        revert=_restore_functions("pth-yolo-gridcorners"),
+        fails={
+            f"{F}test_cvat_lists_the_detector_with_its_labels[pth-yolo-gridcorners]": (
+                "does not list pth-yolo-gridcorners",
+                "metadata.annotations.type",
+            )
+        },
+    ),
+    Fault(
         id="function-slower-than-its-budget",
         what="pth-yolo-gridcorners sleeps 2.8 s per call (CPU budget 2.5 s)",
         inject=lambda twin: twin.redeploy(
@@ -1159,4 +1376,5 @@ FAULTS: list[Fault] = [
             )
         },
     ),
+    *E2E_FAULTS,
 ]

@@ -157,6 +157,24 @@ class Twin:
             self.redeploy(name)
         deploy_functions(self.profile, PROJECT_ROOT / "twin", twin=True)
 
+    @contextmanager
+    def cvat(self):
+        """An httpx client on the twin's CVAT, logged in as the bridge's admin (bridge/.env)."""
+        import httpx
+
+        from criobe_verify.redact import parse_env_lines
+
+        env = parse_env_lines((PROJECT_ROOT / "twin/bridge/.env").read_text().splitlines())
+        with httpx.Client(
+            base_url="http://localhost:8080", headers={"Host": "localhost"}, timeout=30
+        ) as client:
+            r = client.post(
+                "/api/auth/login", json={"username": env["CVAT_USER"], "password": env["CVAT_PWD"]}
+            )
+            assert r.status_code == 200, f"twin CVAT login: {r.status_code} {r.text[:200]}"
+            client.headers["Authorization"] = f"Token {r.json()['key']}"
+            yield client
+
     def wait_ready(self, timeout: float = 180) -> None:
         wait_for_stack(self.docker, self.profile, timeout)
 

@@ -385,6 +385,7 @@ def test_cvat_keeps_what_the_function_returned(
     holding the same image: CVAT passes the function's answer on, filtered as documented."""
     fn = detector_function
     _depends(depends_on, "test_function_output_follows_the_contract", fn)
+    depends_on(f"tests/test_functions.py::test_cvat_lists_the_detector_with_its_labels[{fn.name}]")
     raw = answered(fn, functions, sample).data
     project = cvat_scratch.criobe_project(fn.role)
     task, _ = cvat_scratch.task_with_one_job(

@@ -30,6 +30,25 @@ NOT_RUN = "not run"
 FAILING = ("failed", "error")
 
 
+def clip_message(text: str, limit: int = 4000) -> str:
+    r"""A failure's text for the summary: from its first "E " line (the diagnosis; the test's
+    source above it says nothing new), its head and tail when long, since a diagnosis opens
+    with what failed and ends with the assertion.
+
+    >>> clip_message("def test():\n    assert x\nE   AssertionError: boom")
+    'E   AssertionError: boom'
+    >>> len(clip_message("E   " + "x" * 9000)) < 4100
+    True
+    """
+    start = text.find("\nE   ")
+    if start >= 0:
+        text = text[start + 1 :]
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 3 // 4, limit // 4
+    return f"{text[:head]}\n  … ({len(text) - head - tail} characters left out) …\n{text[-tail:]}"
+
+
 def first_line(entry: dict[str, Any]) -> str:
     diagnoses = entry.get("diagnoses") or []
     if diagnoses:

@@ -7,6 +7,7 @@ min / median / max over several runs, with its target.
 
 Figures: the static verdict (layers host to reachability, attach mode) serial and with -n 2
 and the guide's 16 commands (bench/guide_checks.sh), with the number of checks each made;
+the two-stage e2e run's wall time beside the function compute inside it;
 the seconds each added function container costs; the twin's bring-up with its images built
 (and, with --cold, from an empty build cache); the latency layer's per-call overhead against
 a bare httpx loop on the same function; the peak memory of the twin (docker stats) and of
@@ -202,6 +203,23 @@ def latency_overhead(calls: int) -> tuple[float, float, float]:
     return bare_p50, p50, (p50 - bare_p50) / bare_p50
 
 
+def e2e(runs: int) -> tuple[list[float], list[float], int]:
+    """The two-stage run's wall times and, per run, the sum of the p50 latencies (the latency
+    layer, same run) of the functions its stages called: what of the wall is compute."""
+    walls, compute = [], []
+    for _ in range(runs):
+        _, summary, _ = suite("--layer=latency", "--layer=e2e")
+        entries = summary["tests"].values()
+        p50 = {e["latency"]["function"]: e["latency"]["p50_s"] for e in entries if e.get("latency")}
+        for entry in entries:
+            timeline = entry.get("e2e")
+            if timeline and timeline["workflow"] == "two-stage":
+                walls.append(timeline["wall_s"])
+                compute.append(sum(p50.get(s["function"], 0.0) for s in timeline["stages"]
+                                   if s["function"]))  # fmt: skip
+    return walls, compute, len(walls)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -237,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         bare, harness, overhead = latency_overhead(30)
         rows.append(("latency harness overhead", f"{overhead * 100:+.1f} %",
                      f"≤ 5 % (bare p50 {bare * 1000:.1f} ms, harness {harness * 1000:.1f} ms)"))  # fmt: skip
+    if "e2e" not in args.skip:
+        walls, compute, n = e2e(max(1, args.runs // 2))
+        rows.append(("two-stage e2e wall (s)", spread(walls) if walls else "did not run",
+                     f"≤ 30 s; functions' p50 inside it {spread(compute) if compute else '-'} s"
+                     f" ({n} runs)"))  # fmt: skip
     if "bringup" not in args.skip:
         warm = [bring_up(cold=False) for _ in range(max(1, args.runs // 2))]
         rows.append(("twin bring-up, images built (s)", spread(warm), "≤ 45 s"))

@@ -3,6 +3,7 @@
 pytest selftests -m "not twin"        # no Docker needed
 pytest selftests -m twin_preinstall   # twin down: faults that only make sense before install
 pytest selftests -m twin              # twin up (--stack twin --keep-up): the fault table
+pytest selftests -m "twin and not slow_fault"   # without the faults that restart the stack
 pytest selftests -m twin_images       # builds the twin's images under test tags and runs them
                                       # beside a running twin (selftests/twin_images.py)
 pytest selftests -m nuclio_twin       # Docker: a private Nuclio dashboard twin, its conformance
@@ -22,6 +23,9 @@ collect_ignore_glob = ["data/nuclio-test-functions/*", "lambda_stub/*"]
 def pytest_configure(config):
     config.addinivalue_line("markers", "twin: needs the CI twin running (fault injection)")
     config.addinivalue_line("markers", "twin_preinstall: needs the CI twin down")
+    config.addinivalue_line(
+        "markers", "slow_fault: a fault that takes the whole stack down and up again (minutes)"
+    )
     config.addinivalue_line(
         "markers", "twin_images: builds and runs the twin's images under test names (Docker)"
     )

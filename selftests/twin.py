@@ -108,8 +108,8 @@ class Twin:
         stack.run("up", "-d", "--no-build")
         self.wait_ready()
         if not services or "nuclio" in services:
-            # The twin's dashboard keeps its projects in its container (real Nuclio in a
-            # volume): a recreated dashboard has lost project cvat; --stack twin makes it.
+            # Projects outlive a recreated dashboard (volume nuclio-local-storage, as in
+            # Nuclio), but a fault may have removed that volume: make what is missing.
             self.restore_functions()
 
     # --- functions (deployed by --stack twin through the dashboard) ---

@@ -17,6 +17,9 @@ per completed task; every delivery answered 200; nothing happening again while w
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from criobe_verify.charts import timeline_chart
@@ -124,11 +127,15 @@ def _deliveries_all_200(pipeline, run: Run) -> list[str]:
     return bad
 
 
-def _report(run: Run, report_image, report_note, functions) -> None:
+def _report(run: Run, report_image, report_note, functions, request) -> None:
     for stage in run.stages:
         if stage.function:
             stage.function_s = functions.first_call_s.get(stage.function)
     report_image(timeline_chart(run), f"{run.workflow} run: stages and function latency")
+    # For summary.json (bench/run.py reads the wall time and the stages from there).
+    timeline = {"workflow": run.workflow, "wall_s": round(run.wall_s, 3),
+                "stages": [dataclasses.asdict(s) for s in run.stages]}  # fmt: skip
+    request.node.user_properties.append(("e2e", json.dumps(timeline)))
     report_note(
         f"{run.workflow} run: "
         + "; ".join(f"{s.name} {s.duration_s:.1f} s" for s in run.stages)
@@ -204,9 +211,9 @@ def _shapes_stage(pipeline, run, project: str, names: set[str], stage: str, fn: 
 
 
 def _finish(
-    pipeline, run: Run, counts: dict[str, int], report_image, report_note, functions
+    pipeline, run: Run, counts: dict[str, int], report_image, report_note, functions, request
 ) -> None:
-    _report(run, report_image, report_note, functions)
+    _report(run, report_image, report_note, functions, request)
     problems = _watch_for_repeats(pipeline, run, counts) + _deliveries_all_200(pipeline, run)
     if problems:
         fail(Diagnosis("bridge", f"the {run.workflow} run did not happen exactly once",
@@ -228,7 +235,7 @@ def _corals(shapes: list[dict]) -> None:
 
 
 def test_two_stage_run_annotates_the_quadrat_exactly_once(
-    pipeline, sample, profile, bridge_env, functions, report_image, report_note
+    pipeline, sample, profile, bridge_env, functions, report_image, report_note, request
 ):
     if "two-stage" not in profile.e2e.workflows:
         pytest.skip(f"profile {profile.name} runs {list(profile.e2e.workflows)} (e2e.workflows)")
@@ -252,11 +259,11 @@ def test_two_stage_run_annotates_the_quadrat_exactly_once(
     counts = {f"job:{run.jobs['source']['id']}": len(pipeline.annotations(run.jobs["source"]["id"])["shapes"]),
               f"job:{run.jobs['corals']['id']}": len(pipeline.annotations(run.jobs["corals"]["id"])["shapes"]),
               f"task:{corals['id']}": len(pipeline.tasks_in(corals["id"]))}  # fmt: skip
-    _finish(pipeline, run, counts, report_image, report_note, functions)
+    _finish(pipeline, run, counts, report_image, report_note, functions, request)
 
 
 def test_three_stage_run_annotates_the_quadrat_exactly_once(
-    pipeline, sample, profile, bridge_env, functions, report_image, report_note
+    pipeline, sample, profile, bridge_env, functions, report_image, report_note, request
 ):
     if "three-stage" not in profile.e2e.workflows:
         pytest.skip(f"profile {profile.name} runs {list(profile.e2e.workflows)} (e2e.workflows)")
@@ -287,7 +294,7 @@ def test_three_stage_run_annotates_the_quadrat_exactly_once(
     counts = {f"job:{run.jobs[k]['id']}": len(pipeline.annotations(run.jobs[k]["id"])["shapes"])
               for k in ("source", "grid", "corals")}  # fmt: skip
     counts.update({f"task:{grid['id']}": 1, f"task:{corals['id']}": 1})
-    _finish(pipeline, run, counts, report_image, report_note, functions)
+    _finish(pipeline, run, counts, report_image, report_note, functions, request)
 
 
 def project_labels_names(kind: str) -> list[str]:

@@ -7,9 +7,10 @@
 
 Nuclio 1.13's local platform (pkg/platform/local/client/store.go) writes the same layout,
 <dir>/{functions,projects}/<namespace>/<name>.json, into the Docker volume
-nuclio-local-storage through a helper container; the twin writes it into its own filesystem,
-which survives a restart of the dashboard container but not its removal. Deployed functions
-are then rediscovered from their containers' labels (local_platform.Platform.rediscover).
+nuclio-local-storage through a helper container; the twin writes it where the CI overlay
+mounts that volume, so the records outlive the dashboard's container as Nuclio's do. Deployed
+functions are then rediscovered from their containers' labels
+(local_platform.Platform.rediscover).
 """
 
 import contextlib

@@ -71,13 +71,20 @@ def draw_truth(
     return out
 
 
-def side_by_side(left: Image.Image, right: Image.Image, width: int = 900) -> str:
-    """Both images scaled to fit `width` together; a base64 PNG for pytest-html."""
-    scale = width / (left.width + right.width)
-    size = (max(1, int(left.width * scale)), max(1, int(left.height * scale)))
-    canvas = Image.new("RGB", (size[0] * 2 + 8, size[1]), (30, 30, 30))
-    canvas.paste(left.resize(size), (0, 0))
-    canvas.paste(right.resize(size), (size[0] + 8, 0))
+def row(images: Sequence[Image.Image], width: int = 900) -> str:
+    """The images side by side, each scaled to the first one's size, fitting `width`
+    together; a base64 PNG for pytest-html."""
+    first = images[0]
+    scale = width / (first.width * len(images))
+    size = (max(1, int(first.width * scale)), max(1, int(first.height * scale)))
+    canvas = Image.new("RGB", ((size[0] + 8) * len(images) - 8, size[1]), (30, 30, 30))
+    for i, image in enumerate(images):
+        canvas.paste(image.convert("RGB").resize(size), (i * (size[0] + 8), 0))
     out = io.BytesIO()
     canvas.save(out, format="PNG", optimize=True)
     return base64.b64encode(out.getvalue()).decode()
+
+
+def side_by_side(left: Image.Image, right: Image.Image, width: int = 900) -> str:
+    """Both images scaled to fit `width` together; a base64 PNG for pytest-html."""
+    return row([left, right], width)

@@ -1400,8 +1400,8 @@ FAULTS: list[Fault] = [
         layers=("latency",),
         fails={
             f"{L}test_function_latency_is_within_budget[pth-yolo-gridcorners]": (
-                "p95 2.",
-                "≤ 2.5 s",
+                "nuclio-nuclio-pth-yolo-gridcorners: p95",  # 2.8-3.1 s on a loaded machine
+                "expected p95 ≤ 2.5 s (cpu budget",
             )
         },
     ),

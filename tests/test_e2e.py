@@ -25,8 +25,9 @@ import pytest
 from criobe_verify.charts import timeline_chart
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.labels import project_labels
+from criobe_verify.overlay import draw_shapes, row
 from criobe_verify.shapes import corner_problems
-from fixtures.pipeline import Run
+from fixtures.pipeline import Run, image_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guide("post-install")]
 
@@ -127,7 +128,34 @@ def _deliveries_all_200(pipeline, run: Run) -> list[str]:
     return bad
 
 
-def _report(run: Run, report_image, report_note, functions, request) -> None:
+# Which project's labels name a task's shapes: the source task lives in the corners project.
+TASK_PROJECT = {"source": "corners", "grid": "grid", "corals": "corals"}
+
+
+def _stage_pictures(pipeline, run: Run) -> list:
+    """Each task of the run's frame 0 as CVAT serves it, with what CVAT stored on it drawn."""
+    from PIL import Image
+
+    pictures = []
+    for key, project in TASK_PROJECT.items():
+        if key not in run.tasks or key not in run.jobs:
+            continue
+        data = pipeline.frame(run.tasks[key]["id"])
+        if data is None:
+            continue
+        labels = pipeline.scratch.project_labels(run.projects[project]["id"])
+        shapes = pipeline.annotations(run.jobs[key]["id"])["shapes"]
+        drawn = [{**answer, "points": shape.get("points") or []}
+                 for answer, shape in zip(_shapes_as_answer(shapes, labels), shapes, strict=True)]  # fmt: skip
+        pictures.append(draw_shapes(Image.open(image_bytes(data)), drawn))
+    return pictures
+
+
+def _report(pipeline, run: Run, report_image, report_note, functions, request) -> None:
+    pictures = _stage_pictures(pipeline, run)
+    if pictures:
+        report_image(row(pictures), f"{run.workflow} run: each task's image with what CVAT "
+                     f"stored on it ({', '.join(k for k in TASK_PROJECT if k in run.tasks)})")  # fmt: skip
     for stage in run.stages:
         if stage.function:
             stage.function_s = functions.first_call_s.get(stage.function)
@@ -213,7 +241,7 @@ def _shapes_stage(pipeline, run, project: str, names: set[str], stage: str, fn: 
 def _finish(
     pipeline, run: Run, counts: dict[str, int], report_image, report_note, functions, request
 ) -> None:
-    _report(run, report_image, report_note, functions, request)
+    _report(pipeline, run, report_image, report_note, functions, request)
     problems = _watch_for_repeats(pipeline, run, counts) + _deliveries_all_200(pipeline, run)
     if problems:
         fail(Diagnosis("bridge", f"the {run.workflow} run did not happen exactly once",

@@ -255,7 +255,7 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
         return bool(deliveries), f"{len(deliveries)} deliveries"
 
     try:
-        wait_until(delivered, timeout=30, what="the update:project delivery", interval=0.5)
+        wait_until(delivered, timeout=30, what="the update:project delivery", interval=0.2)
         return
     except WaitTimeout:
         pass

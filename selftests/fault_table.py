@@ -78,15 +78,20 @@ def layer_of(test_id: str) -> str:
     return test_id.split("::")[0].rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py")
 
 
-def suite_layers(fault: Fault) -> tuple[str, ...]:
-    """The layers the fault's suite run selects (empty: all)."""
+def cheap_layers() -> tuple[str, ...]:
+    """Every layer but the costly ones."""
     from criobe_verify.layers import LAYER_NAMES
 
+    return tuple(name for name in LAYER_NAMES if name not in COSTLY)
+
+
+def suite_layers(fault: Fault) -> tuple[str, ...]:
+    """The layers the fault's suite run selects (empty: all)."""
     if fault.layers or fault.phase != "installed" or "full" in fault.tags:
         return fault.layers
     if any(layer_of(t) in COSTLY for t in fault.fails):
         return ()
-    return tuple(name for name in LAYER_NAMES if name not in COSTLY)
+    return cheap_layers()
 
 
 def tokens(fragment: Tokens) -> tuple[str, ...]:

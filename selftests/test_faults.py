@@ -11,9 +11,8 @@ from contextlib import nullcontext
 
 import pytest
 
-from criobe_verify.layers import LAYER_NAMES
 from criobe_verify.waivers import id_matches
-from selftests.fault_table import COSTLY, FAULTS, Fault, suite_layers, tokens
+from selftests.fault_table import FAULTS, Fault, cheap_layers, suite_layers, tokens
 from selftests.twin import TWIN_PROFILE, Twin, port_held
 
 INSTALLED = [f for f in FAULTS if f.phase == "installed"]
@@ -195,7 +194,7 @@ def test_parallel_run_finds_the_serial_outcomes(twin, fault_id, baseline_waivers
     if fault:
         fault.inject(twin)
     # The gate and the dependencies across workers are the point, not minutes of function calls.
-    layers = tuple(name for name in LAYER_NAMES if name not in COSTLY)
+    layers = cheap_layers()
     try:
         serial = twin.suite(layers=layers)
         parallel = twin.suite("-n", "2", layers=layers)

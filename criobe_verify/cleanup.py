@@ -18,8 +18,8 @@ import re
 import sys
 
 import docker
-import httpx
 
+from criobe_verify.http import http_client
 from criobe_verify.profile import ProfileError, load_profile
 
 RUN_PREFIX = re.compile(r"^criobe-verify-\d{14}-[0-9a-f]{6}(-|$)")
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
         print(f"criobe-verify cleanup: {exc}", file=sys.stderr)
         return 4
     removed = 0
-    with httpx.Client(
+    with http_client(
         base_url=profile.cvat_url, headers={"Host": profile.cvat_host}, timeout=30
     ) as cvat:
         r = cvat.post("/api/auth/login", json={"username": user, "password": password})

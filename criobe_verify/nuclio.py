@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
+from criobe_verify.http import http_client
 from criobe_verify.waiting import WaitFailed, WaitTimeout
 
 log = logging.getLogger("criobe_verify")
@@ -47,7 +48,7 @@ class Dashboard:
     def __init__(self, url: str, namespace: str = NAMESPACE, timeout: float = 30) -> None:
         self.url = url.rstrip("/")
         self.namespace = namespace
-        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+        self.client = http_client(base_url=self.url, timeout=timeout)
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:

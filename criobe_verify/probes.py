@@ -18,6 +18,11 @@ or network failure.
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import docker
@@ -137,6 +142,7 @@ print(json.dumps(globals()[sys.argv[1]](*sys.argv[2:])))
 """
 
 TOOL = "python3"
+log = logging.getLogger("criobe_verify")
 
 
 class ProbeUnavailable(RuntimeError):
@@ -196,45 +202,56 @@ class Prober:
         self.helper_image = helper_image
         self.without_tool: dict[str, str] = {}  # container name -> why exec could not run
         self._prefetched: dict[tuple[str, tuple[str, ...]], dict] = {}
-        self._prefetching: Any = None  # the thread of a prefetch in progress
+        self._lock = threading.Lock()
+        # container id -> the prefetch batches still running for it
+        self._pending: dict[str, list[Future]] = {}
 
-    def prefetch_in_background(self, plan: dict[Any, list[tuple[str, ...]]]) -> None:
-        """prefetch() on a thread: the run's first checks (host, containers) go on meanwhile;
-        a probe asked before it is done waits for it."""
-        import threading
+    def prefetch_in_background(
+        self,
+        plan: dict[Any, list[tuple[str, ...]]],
+        later: Iterable[tuple[Any, Callable[[], list[tuple[str, ...]]]]] = (),
+    ) -> None:
+        """Each container's planned probes as one batch, every container at once, on
+        threads: the run's first checks (host, containers) go on meanwhile, and a probe asked
+        before its container's batch is done waits for that batch alone. `later` holds
+        (container, calls()) whose calls need a slow fact first (the gateway address): the
+        fact is fetched on the batch's thread, not before the run goes on. A container the
+        batch cannot reach is left to the checks, which explain it."""
+        pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="criobe-probe")
+        jobs = [(c, (lambda calls=calls: calls)) for c, calls in plan.items()]
+        for container, make in [*jobs, *later]:
+            future = pool.submit(self._prefetch_one, container, make)
+            self._pending.setdefault(container.id, []).append(future)
+        pool.shutdown(wait=False)
 
-        self._prefetching = threading.Thread(target=self.prefetch, args=(plan,), daemon=True)
-        self._prefetching.start()
+    def _prefetch_one(self, container: Any, make: Callable[[], list[tuple[str, ...]]]) -> None:
+        try:
+            calls = make()
+            start = time.monotonic()
+            results = self._run_many(container, calls, 60)
+            log.debug(
+                "probe batch in %s: %d call(s) in %.2f s (%s)",
+                container.name,
+                len(calls),
+                time.monotonic() - start,
+                results[0].get("via") if results else "-",
+            )
+        except Exception as exc:  # ProbeUnavailable, or the slow fact failing: checks explain
+            log.info("probe prefetch for %s skipped: %s", container.name, exc)
+            return
+        with self._lock:
+            for call, result in zip(calls, results, strict=True):
+                if result.get("ok") or "error" in result:
+                    self._prefetched[(container.id, tuple(call))] = result
 
-    def _wait_for_prefetch(self) -> None:
-        if self._prefetching is not None:
-            self._prefetching.join()
-            self._prefetching = None
-
-    def prefetch(self, plan: dict[Any, list[tuple[str, ...]]]) -> None:
-        """Run each container's planned probes as one batch, every container at once; the
-        checks' own run() calls then take these answers (each once) instead of an exec each.
-        A container the batch cannot reach is left to the checks, which explain it."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        def one(item):
-            container, calls = item
-            try:
-                return container, calls, self._run_many(container, calls, 60)
-            except ProbeUnavailable:
-                return container, calls, None
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for container, calls, results in pool.map(one, plan.items()):
-                if results is None:
-                    continue
-                for call, result in zip(calls, results, strict=True):
-                    if result.get("ok") or "error" in result:
-                        self._prefetched[(container.id, tuple(call))] = result
+    def _wait_for_prefetch(self, container: Any) -> None:
+        for future in self._pending.pop(container.id, []):
+            future.result()
 
     def run(self, container: Any, probe: str, *args: str, timeout_s: float = 30) -> dict:
-        self._wait_for_prefetch()
-        cached = self._prefetched.pop((container.id, (probe, *args)), None)
+        self._wait_for_prefetch(container)
+        with self._lock:
+            cached = self._prefetched.pop((container.id, (probe, *args)), None)
         if cached is not None:
             return cached
         return self._run(container, probe, *args, timeout_s=timeout_s)
@@ -243,10 +260,11 @@ class Prober:
         self, container: Any, calls: list[tuple[str, ...]], timeout_s: float = 60
     ) -> list[dict]:
         """Several probes in one exec (one interpreter start instead of one each)."""
-        self._wait_for_prefetch()
+        self._wait_for_prefetch(container)
         keys = [(container.id, tuple(c)) for c in calls]
-        if keys and all(k in self._prefetched for k in keys):
-            return [self._prefetched.pop(k) for k in keys]
+        with self._lock:
+            if keys and all(k in self._prefetched for k in keys):
+                return [self._prefetched.pop(k) for k in keys]
         return self._run_many(container, calls, timeout_s)
 
     # The prefetch's own threads use these: they must not wait for the prefetch.

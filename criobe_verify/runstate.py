@@ -12,7 +12,15 @@ across workers.
     True
 
 Each result is a small JSON file written atomically (rename), so a reader never sees half a
-record; the directory lives for one run and is removed by the process that made it.
+record; the directory lives for one run and is removed by the process that made it. A reader
+keeps what it has read and rereads a file only when it was replaced (the layer gate asks for
+every result before each check: rereading them all made a run quadratic in its checks).
+A serial run (shared=False) keeps its results in memory alone.
+
+    >>> alone = RunState(tempfile.mkdtemp(), shared=False)
+    >>> alone.record("t::a", {"outcome": "passed", "layer": "host", "kind": "functional"})
+    >>> sorted(alone.results()), alone.wait_for(["t::a"], timeout=1)
+    (['t::a'], True)
 """
 
 from __future__ import annotations
@@ -42,10 +50,18 @@ def _read(path: Path) -> Any:
 
 
 class RunState:
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, shared: bool = True) -> None:
+        """shared: other processes (xdist workers) record results here too; a serial run's
+        results are all its own, kept in memory as they are recorded."""
         self.directory = Path(directory)
+        self.shared = shared
+        self._own: dict[str, dict[str, Any]] = {}
         self.results_dir = self.directory / "results"
         self.results_dir.mkdir(parents=True, exist_ok=True)
+        self._collection: dict[str, dict[str, Any]] | None = None
+        # file name -> (inode, mtime_ns, entry): a replaced file has a new inode (rename)
+        self._seen: dict[str, tuple[int, int, dict[str, Any] | None]] = {}
+        self._done: set[str] = set()  # nodeids known to have a result (results never go away)
 
     def _result_path(self, nodeid: str) -> Path:
         return self.results_dir / (hashlib.sha1(nodeid.encode()).hexdigest() + ".json")
@@ -55,21 +71,60 @@ class RunState:
         _atomic_write(self.directory / "collection.json", list(entries.items()))
 
     def collection(self) -> dict[str, dict[str, Any]]:
-        return dict(_read(self.directory / "collection.json") or [])
+        """Written once per run, before any check: kept once read."""
+        if self._collection is None:
+            entries = _read(self.directory / "collection.json")
+            if entries is None:
+                return {}
+            self._collection = dict(entries)
+        return self._collection
 
     def record(self, nodeid: str, entry: dict[str, Any]) -> None:
-        _atomic_write(self._result_path(nodeid), {"nodeid": nodeid, **entry})
+        record = {"nodeid": nodeid, **entry}
+        if self.shared:
+            _atomic_write(self._result_path(nodeid), record)
+        self._own[nodeid] = record
+        self._done.add(nodeid)
+
+    def _has_result(self, nodeid: str) -> bool:
+        if nodeid in self._done:
+            return True
+        if not self.shared:
+            return False
+        if self._result_path(nodeid).exists():
+            self._done.add(nodeid)
+            return True
+        return False
 
     def result(self, nodeid: str) -> dict[str, Any] | None:
+        if not self.shared:
+            return self._own.get(nodeid)
         return _read(self._result_path(nodeid))
 
     def results(self) -> dict[str, dict[str, Any]]:
+        if not self.shared:
+            return dict(self._own)
         found = {}
-        for path in self.results_dir.glob("*.json"):
-            entry = _read(path)
-            if entry:
-                found[entry["nodeid"]] = entry
+        with os.scandir(self.results_dir) as entries:
+            for item in entries:
+                if not item.name.endswith(".json"):
+                    continue
+                entry = self._cached_read(item)
+                if entry:
+                    found[entry["nodeid"]] = entry
         return found
+
+    def _cached_read(self, item: os.DirEntry) -> dict[str, Any] | None:
+        try:
+            st = item.stat()
+        except FileNotFoundError:
+            return None
+        seen = self._seen.get(item.name)
+        if seen is not None and seen[:2] == (st.st_ino, st.st_mtime_ns):
+            return seen[2]
+        entry = _read(Path(item.path))
+        self._seen[item.name] = (st.st_ino, st.st_mtime_ns, entry)
+        return entry
 
     def put(self, name: str, data: Any) -> None:
         """A run-wide fact (the bring-up's result, the baseline snapshot)."""
@@ -93,7 +148,7 @@ class RunState:
         progress: Callable[[list[str], float], None] | None = None,
     ) -> bool:
         """Until every nodeid has a result, the run is stopped, or the timeout; True if all."""
-        pending = [n for n in nodeids if not self._result_path(n).exists()]
+        pending = [n for n in nodeids if not self._has_result(n)]
         start = time.monotonic()
         last_progress = start
         while pending:
@@ -106,5 +161,5 @@ class RunState:
                 progress(pending, now - start)
                 last_progress = now
             time.sleep(poll)
-            pending = [n for n in pending if not self._result_path(n).exists()]
+            pending = [n for n in pending if not self._has_result(n)]
         return True

@@ -219,3 +219,24 @@ def test_unknown_guide_step_is_refused(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown guide step 'step-42'*"])
+
+
+def test_each_suite_module_holds_only_its_own_layers_checks():
+    """fixtures.layers skips importing tests/test_<layer>.py when <layer> is not selected:
+    that is only right while the module's checks all belong to <layer>."""
+    import ast
+
+    from criobe_verify.layers import LAYER_NAMES
+
+    for path in sorted((PROJECT_ROOT / "tests").glob("test_*.py")):
+        layer = path.stem.removeprefix("test_")
+        assert layer in LAYER_NAMES, f"{path.name}: not named after a layer"
+        marks = {
+            node.attr
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "mark"
+            and node.attr in LAYER_NAMES
+        }
+        assert marks == {layer}, f"{path.name}: layer marks {sorted(marks)}, expected {layer!r}"

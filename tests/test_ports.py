@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.http import http_client
 from criobe_verify.profile import Port
 from fixtures.probe_plan import bridge_at_gateway_call
 
@@ -26,7 +27,8 @@ CVAT_NAME = "Computer Vision Annotation Tool"
 def _request(who: str, url: str, method: str = "GET", **kwargs) -> httpx.Response:
     """One request from the host; a transport error fails naming `who` and the likely cause."""
     try:
-        return httpx.request(method, url, timeout=10, follow_redirects=False, **kwargs)
+        with http_client(timeout=10, follow_redirects=False) as client:
+            return client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     container = who.split()[0]

@@ -20,7 +20,7 @@ from packaging import version as pv
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.probes import ProbeUnavailable
 from criobe_verify.waiting import WaitTimeout, wait_until
-from fixtures.cvat import LOGIN_TEST, cvat_client, login
+from fixtures.cvat import LOGIN_TEST, cvat_client
 from fixtures.probe_plan import SDK_CALL, cvat_url_call
 
 pytestmark = pytest.mark.services
@@ -93,9 +93,8 @@ def test_cvat_health_reports_every_backend_working(profile):
 
 
 @pytest.mark.guide("step-2", "step-4")
-def test_cvat_accepts_the_bridge_credentials(profile, bridge_credentials):
-    with cvat_client(profile) as client:
-        r = login(client, bridge_credentials)
+def test_cvat_accepts_the_bridge_credentials(profile, bridge_credentials, bridge_login):
+    r = bridge_login
     c = bridge_credentials
     try:
         key = r.json().get("key") if r.status_code == 200 else None
@@ -255,7 +254,7 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
         return bool(deliveries), f"{len(deliveries)} deliveries"
 
     try:
-        wait_until(delivered, timeout=30, what="the update:project delivery", interval=0.2)
+        wait_until(delivered, timeout=30, what="the update:project delivery", interval=0.05)
         return
     except WaitTimeout:
         pass

@@ -157,7 +157,7 @@ def test_job_update_event_is_delivered_to_the_bridge(
         return found["d"] is not None, "no update:job delivery yet"
 
     try:
-        wait_until(delivered, timeout=30, what="the update:job delivery", interval=0.2)
+        wait_until(delivered, timeout=30, what="the update:job delivery", interval=0.05)
     except WaitTimeout:
         fail(
             Diagnosis(

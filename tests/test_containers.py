@@ -214,6 +214,49 @@ def test_other_health_checks_pass(stack_snapshot, expected_containers, profile):
         fail(*problems)
 
 
+@pytest.mark.policy
+def test_container_image_matches_profile(imaged_container, stack_container, profile, depends_on):
+    spec = imaged_container
+    depends_on(exists_check(spec.name))
+    c = stack_container(spec.name)
+    image = c.attrs["Config"].get("Image", "")
+    if image == spec.image:
+        return
+    fail(
+        Diagnosis(
+            display_name(spec.name, c),
+            f"runs image {image!r}",
+            expected=f"{spec.image!r} (profile {profile.name})",
+            consequence="a different CVAT/Nuclio release than the one verified is running",
+            fix=f"set the tag in the compose file (CVAT_VERSION=v{profile.cvat_version}) and "
+            f"{_fix(c)}, or update the profile once the new release is verified",
+        )
+    )
+
+
+@pytest.mark.policy
+def test_container_restart_policy_matches_profile(
+    profiled_container, stack_container, profile, depends_on
+):
+    spec = profiled_container
+    depends_on(exists_check(spec.name))
+    c = stack_container(spec.name)
+    policy = (c.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
+    if policy == spec.restart:
+        return
+    fail(
+        Diagnosis(
+            display_name(spec.name, c),
+            f"restart policy {policy!r}",
+            expected=repr(spec.restart),
+            consequence=f"after a reboot or a crash it stays down and {role(spec.name)}",
+            fix=f"restart: {spec.restart} in its compose service, then {_fix(c)}",
+        )
+    )
+
+
+# Last in the layer: it reads the probe prefetch's answers, which the checks above (the
+# Docker snapshot's alone) leave time to arrive.
 def test_supervised_programs_are_running(
     supervised_container, stack_container, supervisor_status, profile, depends_on
 ):
@@ -286,44 +329,3 @@ def test_supervised_programs_are_running(
     ]
     if problems:
         fail(*problems)
-
-
-@pytest.mark.policy
-def test_container_image_matches_profile(imaged_container, stack_container, profile, depends_on):
-    spec = imaged_container
-    depends_on(exists_check(spec.name))
-    c = stack_container(spec.name)
-    image = c.attrs["Config"].get("Image", "")
-    if image == spec.image:
-        return
-    fail(
-        Diagnosis(
-            display_name(spec.name, c),
-            f"runs image {image!r}",
-            expected=f"{spec.image!r} (profile {profile.name})",
-            consequence="a different CVAT/Nuclio release than the one verified is running",
-            fix=f"set the tag in the compose file (CVAT_VERSION=v{profile.cvat_version}) and "
-            f"{_fix(c)}, or update the profile once the new release is verified",
-        )
-    )
-
-
-@pytest.mark.policy
-def test_container_restart_policy_matches_profile(
-    profiled_container, stack_container, profile, depends_on
-):
-    spec = profiled_container
-    depends_on(exists_check(spec.name))
-    c = stack_container(spec.name)
-    policy = (c.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
-    if policy == spec.restart:
-        return
-    fail(
-        Diagnosis(
-            display_name(spec.name, c),
-            f"restart policy {policy!r}",
-            expected=repr(spec.restart),
-            consequence=f"after a reboot or a crash it stays down and {role(spec.name)}",
-            fix=f"restart: {spec.restart} in its compose service, then {_fix(c)}",
-        )
-    )

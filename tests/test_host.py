@@ -18,6 +18,7 @@ from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.profile import Port
 from criobe_verify.versions import version_tuple
+from fixtures.host import COMPOSE_VERSION
 
 pytestmark = pytest.mark.host
 
@@ -51,7 +52,7 @@ def test_docker_engine_answers(docker_client, profile):
 @pytest.mark.guide("prereq")
 @pytest.mark.phase("preinstall", "installed")
 def test_compose_v2_is_available(stack_host, profile):
-    cmd = stack_host.run("docker compose version --short")
+    cmd = stack_host.run(COMPOSE_VERSION)
     if cmd.rc != 0:
         fail(
             Diagnosis(

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             ("peak pytest RSS (MiB)", spread([s[2] / 1024 for s in serial]), ""),
         ]  # fmt: skip
     if "growth" not in args.skip:
-        added, per, copies, per_checks = growth(max(3, args.runs // 2), args.copies)
+        added, per, copies, per_checks = growth(max(5, args.runs), args.copies)
         rows.append(("seconds per added function container", f"{per * 1000:.0f} ms",
                      f"≤ 50 ms ({copies} copies, +{added:.2f} s; {per_checks} checks each)"))  # fmt: skip
     if "latency" not in args.skip:

@@ -62,10 +62,12 @@ def test_nuclio_project_exists(dashboard, profile):
     )
 
 
-def test_function_is_deployed_and_ready(expected_function, dashboard, profile, depends_on):
+def test_function_is_deployed_and_ready(
+    expected_function, dashboard, project_functions, profile, depends_on
+):
     fn = expected_function
     depends_on(PROJECT_CHECK)
-    listed = dashboard.functions(profile.nuclio.project)
+    listed = project_functions()
     entry = listed.get(fn.name)
     if entry is None:
         if fn.optional:
@@ -104,12 +106,12 @@ def _labels(function_entry: dict) -> set[str]:
 
 
 def test_cvat_lists_the_detector_with_its_labels(
-    detector_function, cvat_api, dashboard, depends_on
+    detector_function, cvat_lambda_functions, project_functions, depends_on
 ):
     """CVAT's /api/lambda/functions is what the bridge and the UI's auto-annotation see."""
     fn = detector_function
     depends_on(f"{THIS}test_function_is_deployed_and_ready[{fn.name}]")
-    r = cvat_api.get("/api/lambda/functions")
+    r = cvat_lambda_functions()
     if r.status_code != 200:
         fail(
             Diagnosis(
@@ -123,11 +125,8 @@ def test_cvat_lists_the_detector_with_its_labels(
             )
         )
     listed = {f["id"]: f for f in r.json()}
-    spec = json.loads(
-        ((dashboard.function(fn.name) or {}).get("metadata", {}).get("annotations") or {}).get(
-            "spec", "[]"
-        )
-    )
+    deployed = project_functions().get(fn.name) or {}
+    spec = json.loads(((deployed.get("metadata") or {}).get("annotations") or {}).get("spec", "[]"))
     wanted = {label["name"] for label in spec}
     entry = listed.get(fn.name)
     if entry is not None and _labels(entry) == wanted and wanted:

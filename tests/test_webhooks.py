@@ -269,12 +269,14 @@ def _none_yet(report_note) -> None:
 
 
 @pytest.mark.guide("post-install")
-def test_lab_webhooks_name_existing_projects_and_functions(cvat_api, lab_webhooks, report_note):
+def test_lab_webhooks_name_existing_projects_and_functions(
+    cvat_api, cvat_lambda_functions, lab_webhooks, report_note
+):
     if not lab_webhooks:
         _none_yet(report_note)
         return
     projects = {p["id"]: p["name"] for p in _all(cvat_api, "/api/projects")}
-    r = cvat_api.get("/api/lambda/functions")
+    r = cvat_lambda_functions()
     functions = {f["id"] for f in r.json()} if r.status_code == 200 else set()
     bad = [
         f"webhook {h.id} of project {projects.get(h.project_id, h.project_id)!r} → /{h.endpoint}: "

@@ -87,6 +87,34 @@ class Twin:
             self.wait_for(running, timeout, "the recreated services")
             if "cvat_server" in services:
                 self.wait_for(answers, timeout, "cvat_server answering")
+        self.settle_supervised(services)
+
+    def settle_supervised(self, services=None, timeout: float = 30) -> None:
+        """Until supervisord in these containers (default: every supervised one) has settled
+        each program (left STARTING and BACKOFF: RUNNING, or FATAL for a fault), bounded and
+        not fatal. A recreated container runs before its Smokescreen listens: a suite run
+        then would see a stack still starting, not the fault."""
+        from criobe_verify.probes import exec_in
+        from criobe_verify.supervisor import STATUS_CMD, UNSETTLED, parse_status
+
+        supervised = {c.name for c in self.profile.containers if c.supervisord}
+        names = [n for n in (services or supervised) if n in supervised]
+
+        def settled() -> bool:
+            for name in names:
+                try:
+                    container = self.container(name)
+                except docker.errors.NotFound:
+                    continue
+                if container.status != "running":
+                    continue
+                programs = parse_status(exec_in(container, STATUS_CMD, 10)[1])
+                if not programs or any(p.state in UNSETTLED for p in programs):
+                    return False
+            return True
+
+        with suppress(TimeoutError):
+            self.wait_for(settled, timeout, "supervisord's programs settled")
 
     def container(self, name: str):
         return self.docker.containers.get(name)
@@ -107,6 +135,7 @@ class Twin:
             stack.run("up", "-d", "--no-deps", "--no-build", "--force-recreate", *services)
         stack.run("up", "-d", "--no-build")
         self.wait_ready()
+        self.settle_supervised(services or None)
         if not services or "nuclio" in services:
             # Projects outlive a recreated dashboard (volume nuclio-local-storage, as in
             # Nuclio), but a fault may have removed that volume: make what is missing.

@@ -181,7 +181,7 @@ def latency_overhead(calls: int) -> tuple[float, float, float]:
     profile = load_profile(PROFILE)
     fn = next(f for f in profile.functions if f.role == "corners")
     sys.path.insert(0, str(ROOT))
-    from fixtures.sample import load_sample
+    from criobe_verify.fixtures.sample import load_sample
 
     body = load_sample(None, []).request(fn.role)
     dashboard = Dashboard(profile.nuclio_url)

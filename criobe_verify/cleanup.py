@@ -20,6 +20,7 @@ import sys
 import docker
 
 from criobe_verify.http import http_client
+from criobe_verify.paths import PROFILES_DIR
 from criobe_verify.profile import ProfileError, load_profile
 
 RUN_PREFIX = re.compile(r"^criobe-verify-\d{14}-[0-9a-f]{6}(-|$)")
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="criobe-verify cleanup", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--profile", default="profiles/criobe.toml")
+    parser.add_argument("--profile", default=str(PROFILES_DIR / "criobe.toml"))
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -8,17 +8,21 @@
 
 Writes DIR/report.html (self-contained), DIR/junit.xml and DIR/summary.json (default
 DIR: ./reports). The exit code is pytest's.
+
+It runs from any folder, from a checkout or an installed wheel alike: relative paths
+(`--profile lab.toml`, `--sample-image`, `--reports`, `--stack-dir`) are the caller's, and
+pytest is told where the suite is (its checks, its settings, its rootdir) instead of finding a
+configuration in the caller's folder.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
+from criobe_verify.paths import CHECKS_DIR, PYTEST_INI, SUITE_ROOT
 
 
 def report_args(reports: Path) -> list[str]:
@@ -57,31 +61,37 @@ def join_option_values(args: list[str]) -> list[str]:
     return out
 
 
+def suite_args() -> list[str]:
+    """Where the suite is, whatever the caller's folder: its settings (`-c`, so a pytest.ini
+    of the caller's is not read), its rootdir (node ids read tests/test_<layer>.py::…) and
+    its checks (the plugin then knows the session is the suite's)."""
+    return ["-p", "no:cacheprovider", "-c", str(PYTEST_INI), f"--rootdir={SUITE_ROOT}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["cleanup"]:
         from criobe_verify.cleanup import main as cleanup
 
-        os.chdir(PROJECT_ROOT)
         return cleanup(args[1:])
     reports = Path("reports")
-    if "--reports" in args:
-        i = args.index("--reports")
-        try:
-            reports = Path(args[i + 1])
-        except IndexError:
-            print("criobe-verify: --reports needs a directory", file=sys.stderr)
-            return 4
-        del args[i : i + 2]
+    for i, arg in enumerate(args):
+        if arg == "--reports" or arg.startswith("--reports="):
+            value = arg.partition("=")[2] if "=" in arg else None
+            if value is None and i + 1 < len(args):
+                value = args[i + 1]
+            if not value:
+                print("criobe-verify: --reports needs a directory", file=sys.stderr)
+                return 4
+            reports = Path(value)
+            del args[i : i + (1 if "=" in arg else 2)]
+            break
     if "--" in args:
         args.remove("--")
     args = join_option_values(args)
     reports = reports.resolve()
     reports.mkdir(parents=True, exist_ok=True)
-    # The suite's conftest.py and pytest.ini live at the project root: run from there so
-    # users can call criobe-verify from anywhere.
-    os.chdir(PROJECT_ROOT)
-    return int(pytest.main(["-p", "no:cacheprovider", *report_args(reports), *args]))
+    return int(pytest.main([*suite_args(), *report_args(reports), *args, str(CHECKS_DIR)]))
 
 
 if __name__ == "__main__":

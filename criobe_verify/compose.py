@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from criobe_verify import PROJECT_ROOT
+from criobe_verify.paths import CI_OVERLAY, TWIN_DIR
 
 log = logging.getLogger("criobe_verify")
 
@@ -34,8 +34,6 @@ OVERLAY_OF = {
     "bridge": "bridge/docker-compose.bridge.yml",
     "nuclio": "components/serverless/docker-compose.serverless.yml",
 }
-CI_OVERLAY = PROJECT_ROOT / "docker-compose.ci.yml"
-TWIN_DIR = PROJECT_ROOT / "twin"
 
 
 class ComposeError(RuntimeError):

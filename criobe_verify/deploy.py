@@ -19,14 +19,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.compose import ComposeError, host_extra_ca
 from criobe_verify.nuclio import Dashboard, DashboardError, function_config
+from criobe_verify.paths import TWIN_DIR
 from criobe_verify.profile import Profile
 from criobe_verify.waiting import WaitTimeout
 
 log = logging.getLogger("criobe_verify")
-TWIN_BUILD = PROJECT_ROOT / "twin" / "serverless" / "build.sh"
+TWIN_BUILD = TWIN_DIR / "serverless" / "build.sh"
 
 
 def _function_dir(checkout: Path, path: str, name: str) -> Path:

@@ -111,7 +111,8 @@ def _collect(profile: str) -> dict[str, dict]:
     """The suite's collection with the given profile, as the run state records it."""
     import pytest
 
-    from criobe_verify import PROJECT_ROOT
+    from criobe_verify.cli import suite_args
+    from criobe_verify.paths import CHECKS_DIR
 
     found: dict[str, dict] = {}
 
@@ -123,16 +124,16 @@ def _collect(profile: str) -> dict[str, dict]:
                 found[item.nodeid] = {"guide": list(mark.args) if mark else []}
 
     pytest.main(
-        ["--collect-only", "-q", "-p", "no:cacheprovider", f"--profile={profile}",
-         "--phase=installed", str(PROJECT_ROOT / "tests")],
+        [*suite_args(), "--collect-only", "-q", f"--profile={profile}", "--phase=installed",
+         str(CHECKS_DIR)],
         plugins=[Grab()],
     )  # fmt: skip
     preinstall: dict[str, dict] = {}
     found_before = dict(found)
     found.clear()
     pytest.main(
-        ["--collect-only", "-q", "-p", "no:cacheprovider", f"--profile={profile}",
-         "--phase=preinstall", str(PROJECT_ROOT / "tests")],
+        [*suite_args(), "--collect-only", "-q", f"--profile={profile}", "--phase=preinstall",
+         str(CHECKS_DIR)],
         plugins=[Grab()],
     )  # fmt: skip
     preinstall.update(found)
@@ -144,8 +145,8 @@ if __name__ == "__main__":
     import io
     import sys
 
-    from criobe_verify import PROJECT_ROOT
+    from criobe_verify.paths import PROFILES_DIR
 
     with contextlib.redirect_stdout(io.StringIO()):
-        collection = _collect(str(PROJECT_ROOT / "profiles" / "criobe.toml"))
+        collection = _collect(str(PROFILES_DIR / "criobe.toml"))
     sys.stdout.write(markdown_table(collection) + "\n")

@@ -17,9 +17,8 @@ import html
 import json
 import re
 
-from criobe_verify import PROJECT_ROOT
+from criobe_verify.paths import LABELS_DIR
 
-LABELS_DIR = PROJECT_ROOT / "criobe_verify" / "data" / "criobe-labels"
 FILES = {
     "corners": "corner_annotation_example.json",
     "grid": "grid_annotation_example.json",

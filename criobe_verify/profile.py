@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from criobe_verify.paths import GOLDEN_DIR
 from criobe_verify.waivers import Waiver
 
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
@@ -121,8 +122,9 @@ class Inference:
     lama_response: str = "image-b64-png"
     # CONTRACTS §6 allows polygons or masks for the coral detector.
     coral_output: str = "mask"
-    # Golden outputs: per function, the recorded baseline (fixtures/data/golden/).
-    golden_dir: str = "fixtures/data/golden"
+    # Golden outputs: per function, the recorded baseline. A relative folder is read from the
+    # profile's own folder; unset, the suite's golden answers of the twin's functions.
+    golden_dir: str = ""
     golden_tolerance_px: float = 2.0
     # A regression check: the same answer as recorded, much tighter than accuracy's bar.
     golden_iou_min: float = 0.97
@@ -194,6 +196,14 @@ class Profile:
     stability: Stability = field(default_factory=Stability)
     # The container whose image lends python3 to probes of containers without it.
     probe_image_from: str = "cvat_server"
+
+    @property
+    def golden_dir(self) -> Path:
+        """Where the functions' golden answers are: [inference] golden_dir, relative to the
+        profile file's folder, or the suite's recorded answers of the twin's functions."""
+        if not self.inference.golden_dir:
+            return GOLDEN_DIR
+        return (self.path.parent / self.inference.golden_dir).resolve()
 
     def container(self, name: str) -> Container:
         for c in self.containers:
@@ -408,7 +418,7 @@ def load_profile(path: str | Path) -> Profile:
             "coral_iou_min": ((int, float), "an IoU between 0 and 1"),
             "lama_response": ("choice", LAMA_RESPONSES),
             "coral_output": ("choice", CORAL_OUTPUTS),
-            "golden_dir": (str, "a directory of the project"),
+            "golden_dir": (str, "a folder (relative to the profile's folder)"),
             "golden_tolerance_px": ((int, float), "pixels"),
             "golden_iou_min": ((int, float), "an IoU between 0 and 1"),
             "synthetic_sample": (bool, "true or false"),

@@ -24,7 +24,11 @@ step "ruff"
 
 step "unit selftests"
 .venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
-  -m "not twin and not twin_preinstall and not twin_images and not nuclio_twin and not lambda_twin" -q
+  -m "not twin and not twin_preinstall and not twin_images and not nuclio_twin and not lambda_twin and not wheel" -q
+
+step "the wheel: built from this checkout, installed in a clean venv beside PyPI's fixtures"
+bash scripts/wheel-venv.sh .venv-wheel
+.venv/bin/python -m pytest -p no:cacheprovider selftests/test_wheel.py -m wheel -q
 
 step "twin images under test tags (beside any running twin)"
 .venv/bin/python -m pytest -p no:cacheprovider selftests -m twin_images -q
@@ -43,8 +47,17 @@ bash scripts/twin.sh down
 step "preinstall phase and its faults"
 .venv/bin/python -m pytest -p no:cacheprovider selftests/test_faults.py -m twin_preinstall -q
 
-step "the suite against the twin (criobe-verify --stack twin --keep-up)"
-.venv/bin/criobe-verify --stack twin --keep-up --reports reports
+# As a lab runs it: the installed wheel, from a folder outside the checkout.
+step "the suite against the twin, from the wheel, outside the checkout (criobe-verify --stack twin --keep-up)"
+root=$(pwd)
+(cd "$(mktemp -d)" && "$root/.venv-wheel/bin/criobe-verify" --stack twin --keep-up --reports "$root/reports")
+
+# The selftests below drive the twin from the checkout's copy of its files. Its one bind mount
+# (traefik's rules file) named the wheel's copy, so compose would recreate traefik at the
+# first fault's restore: do it here, once, and wait until the stack is ready again.
+step "the twin adopted by the checkout's compose files (traefik recreated)"
+.venv/bin/python -c 'import tempfile, pathlib; from selftests.twin import Twin
+Twin(pathlib.Path(tempfile.mkdtemp())).restore("traefik")'
 
 status=0
 step "twin conformance: recorded CVAT exchanges, cvat-sdk flow, Smokescreen truth table"

@@ -52,7 +52,7 @@ import httpx
 import yaml
 from PIL import Image
 
-from criobe_verify import PROJECT_ROOT
+from selftests import PROJECT_ROOT
 from selftests.data import CONTRACTS
 
 RECORDED = CONTRACTS / "cvat-2.29.0"

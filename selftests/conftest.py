@@ -30,6 +30,9 @@ def pytest_configure(config):
         "markers", "twin_images: builds and runs the twin's images under test names (Docker)"
     )
     config.addinivalue_line(
+        "markers", "wheel: runs the wheel installed by scripts/wheel-venv.sh (outside the checkout)"
+    )
+    config.addinivalue_line(
         "markers", "nuclio_twin: builds and runs a private Nuclio dashboard twin (needs Docker)"
     )
     config.addinivalue_line(

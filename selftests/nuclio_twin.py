@@ -27,7 +27,7 @@ import docker
 import httpx
 import yaml
 
-from criobe_verify import PROJECT_ROOT
+from selftests import PROJECT_ROOT
 
 NAMESPACE = "criobetest"
 NETWORK = "criobe_nuclio_selftest"

@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify import quadrat as q
 from criobe_verify.labels import project_labels
+from selftests import PROJECT_ROOT
 from selftests.bridge_fakes import ADMIN, RECORDED, BridgeStack
 
 BRIDGE_DIR = PROJECT_ROOT / "twin" / "bridge"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.compose import ComposeError, ComposeStack
+from selftests import PROJECT_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -1,9 +1,9 @@
 """Helpers of the CVAT fixtures: the bridge's credential names and the generated image."""
 
+from criobe_verify.fixtures.cvat import credentials_from_env, tiny_png
 from PIL import Image
 
 from criobe_verify.redact import REDACTOR
-from fixtures.cvat import credentials_from_env, tiny_png
 
 
 def test_either_documented_credential_set_is_read_and_learnt_as_secret():

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
+from selftests import PROJECT_ROOT
 from selftests.fault_table import FAULTS, tokens
 from selftests.twin import TWIN_PROFILE
 

@@ -1,6 +1,6 @@
 """Parsing of `ss -Hltnp`, which names the program holding a port."""
 
-from fixtures.host import parse_ss
+from criobe_verify.fixtures.host import parse_ss
 
 SS = """LISTEN 0      4096         0.0.0.0:8080       0.0.0.0:*    users:(("docker-proxy",pid=4242,fd=4))
 LISTEN 0      4096            [::]:8080          [::]:*    users:(("docker-proxy",pid=4250,fd=4))

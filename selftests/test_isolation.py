@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from criobe_verify import PROJECT_ROOT
+from selftests import PROJECT_ROOT
 
 SUITE_DIRS = ("criobe_verify", "fixtures", "tests")
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.layers import blocking_reason
 from criobe_verify.verdict import EXIT_POLICY_FINDINGS
+from selftests import PROJECT_ROOT
 
 TOY = """
 import pytest
@@ -55,11 +55,13 @@ def test_dns(n):
 """
 
 TWIN_PROFILE = (PROJECT_ROOT / "profiles" / "twin.toml").read_text()
+# A project of layer-marked checks of its own asks for the suite's hooks in its ini file.
+SUITE_INI = "[pytest]\ncriobe_verify = true\n"
 
 
 @pytest.fixture
 def toy(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makeini(SUITE_INI)
     pytester.makepyfile(test_toy=TOY)
     return pytester
 
@@ -116,7 +118,7 @@ def test_layer_option_selects_layers_and_rejects_unknown(toy):
 
 
 def test_policy_finding_skips_nothing_and_exits_with_its_own_code(pytester):
-    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makeini(SUITE_INI)
     pytester.makepyfile(test_toy=POLICY_TOY)
     result, summary = _run(pytester)
     result.assert_outcomes(passed=6, failed=1)
@@ -126,7 +128,7 @@ def test_policy_finding_skips_nothing_and_exits_with_its_own_code(pytester):
 
 
 def test_waived_finding_is_shown_as_waived_and_an_expired_waiver_fails_again(pytester):
-    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makeini(SUITE_INI)
     pytester.makepyfile(test_toy=POLICY_TOY)
     waiver = '[[waivers]]\ncheck = "test_toy.py::test_image_tag"\nreason = "lab pins v2.28"\n'
     result, summary = _run(pytester, _profile_with(pytester, waiver + "expires = 2999-01-01\n"))
@@ -147,7 +149,7 @@ def test_waived_finding_is_shown_as_waived_and_an_expired_waiver_fails_again(pyt
 
 
 def test_a_functional_check_cannot_be_waived(pytester):
-    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makeini(SUITE_INI)
     pytester.makepyfile(test_toy=POLICY_TOY)
     waiver = '[[waivers]]\ncheck = "test_toy.py::test_ui"\nreason = "no"\n'
     result = pytester.runpytest_subprocess(
@@ -170,7 +172,7 @@ def test_checks_that_did_not_run_are_not_run_never_passed(toy):
 
 
 def test_parallel_run_gives_the_serial_outcomes_and_gate(pytester):
-    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makeini(SUITE_INI)
     pytester.makepyfile(
         test_toy=POLICY_TOY.replace(
             "def test_engine():\n    pass",
@@ -211,7 +213,7 @@ def test_strict_minimum_counts_the_selected_layers_only(toy):
 
 
 def test_unknown_guide_step_is_refused(pytester):
-    pytester.makeconftest((PROJECT_ROOT / "conftest.py").read_text())
+    pytester.makeini(SUITE_INI)
     pytester.makepyfile(
         test_toy='import pytest\n\n@pytest.mark.host\n@pytest.mark.guide("step-42")\n'
         "def test_x():\n    pass\n"

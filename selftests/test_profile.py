@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.profile import ProfileError, load_profile
+from selftests import PROJECT_ROOT
 
 TWIN = (PROJECT_ROOT / "profiles" / "twin.toml").read_text()
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from shapely.geometry import Point, Polygon, box
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify import quadrat as q
+from selftests import PROJECT_ROOT
 
 LABELS = PROJECT_ROOT / "criobe_verify" / "data" / "criobe-labels"
 SAMPLE = PROJECT_ROOT / "fixtures" / "data" / "sample-quadrat"

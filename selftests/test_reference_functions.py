@@ -25,8 +25,8 @@ from PIL import Image
 from scipy.optimize import linear_sum_assignment
 from shapely.geometry import Polygon
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify import quadrat as q
+from selftests import PROJECT_ROOT
 
 SERVERLESS = PROJECT_ROOT / "twin" / "serverless" / "pytorch"
 DIRS = {

@@ -7,6 +7,7 @@ import base64
 import io
 import math
 
+from criobe_verify.fixtures.sample import SAMPLE_DIR
 from PIL import Image
 
 from criobe_verify.accuracy import match_corals, point_errors, skeleton_points
@@ -18,7 +19,6 @@ from criobe_verify.shapes import (
     inpaint_problems,
     interactor_problems,
 )
-from fixtures.sample import SAMPLE_DIR
 
 TRUTH = load_ground_truth(SAMPLE_DIR)
 SIZE = TRUTH.photo_size

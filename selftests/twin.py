@@ -18,12 +18,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import docker
+from criobe_verify.fixtures.stack import wait_for_stack
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.compose import GUIDE_FILES, ComposeStack
 from criobe_verify.profile import load_profile
 from criobe_verify.waiting import wait_until
-from fixtures.stack import wait_for_stack
+from selftests import PROJECT_ROOT
 
 TWIN_PROFILE = PROJECT_ROOT / "profiles" / "twin.toml"
 

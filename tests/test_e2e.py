@@ -21,13 +21,13 @@ import dataclasses
 import json
 
 import pytest
+from criobe_verify.fixtures.pipeline import Run, image_bytes
 
 from criobe_verify.charts import timeline_chart
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.labels import project_labels
 from criobe_verify.overlay import draw_shapes, row
 from criobe_verify.shapes import corner_problems
-from fixtures.pipeline import Run, image_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guide("post-install")]
 

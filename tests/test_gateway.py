@@ -14,16 +14,16 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-
-from criobe_verify.diagnosis import Diagnosis, fail
-from criobe_verify.gateway import platform_of_address
-from criobe_verify.smokescreen import allows, explain, fix_line
-from fixtures.probe_plan import (
+from criobe_verify.fixtures.probe_plan import (
     bridge_through_proxy_call,
     gateway_resolve_call,
     private_through_proxy_call,
     smokescreen_calls,
 )
+
+from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.gateway import platform_of_address
+from criobe_verify.smokescreen import allows, explain, fix_line
 
 pytestmark = [pytest.mark.gateway, pytest.mark.guide("step-8")]
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+from criobe_verify.fixtures.host import COMPOSE_VERSION
 
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.profile import Port
 from criobe_verify.versions import version_tuple
-from fixtures.host import COMPOSE_VERSION
 
 pytestmark = pytest.mark.host
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from criobe_verify import PROJECT_ROOT
 from criobe_verify.accuracy import (
     grid_lines,
     line_mask,
@@ -245,7 +244,7 @@ def test_function_is_accurate_on_the_sample(
 
 
 def golden_path(profile, fn) -> Path:
-    return PROJECT_ROOT / profile.inference.golden_dir / f"{fn.name}.json"
+    return profile.golden_dir / f"{fn.name}.json"
 
 
 def golden_digest(fn, data, profile) -> dict:
@@ -340,7 +339,7 @@ def test_function_output_matches_its_golden(
                 f"nuclio-nuclio-{fn.name}",
                 f"its answer on {sample.name} drifted from the recorded golden answer",
                 observed=drift[0],
-                expected=f"the answer recorded in {path.relative_to(PROJECT_ROOT)}",
+                expected=f"the answer recorded in {path}",
                 consequence="the model or its pre/post-processing changed: annotations made "
                 "before and after this change differ",
                 fix="find what changed (image, weights, thresholds); if intended, record a new "

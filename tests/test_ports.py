@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from criobe_verify.fixtures.probe_plan import bridge_at_gateway_call
 
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.http import http_client
 from criobe_verify.profile import Port
-from fixtures.probe_plan import bridge_at_gateway_call
 
 pytestmark = pytest.mark.ports
 

@@ -13,13 +13,13 @@ which is the inference layer's business; only "no answer" fails here.
 from __future__ import annotations
 
 import pytest
-
-from criobe_verify.diagnosis import Diagnosis, fail
-from fixtures.probe_plan import (
+from criobe_verify.fixtures.probe_plan import (
     dashboard_from_bridge_call,
     function_from_bridge_call,
     function_from_cvat_call,
 )
+
+from criobe_verify.diagnosis import Diagnosis, fail
 
 pytestmark = pytest.mark.reachability
 

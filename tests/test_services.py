@@ -15,13 +15,13 @@ import time
 
 import httpx
 import pytest
+from criobe_verify.fixtures.cvat import LOGIN_TEST, cvat_client
+from criobe_verify.fixtures.probe_plan import SDK_CALL, cvat_url_call
 from packaging import version as pv
 
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.probes import ProbeUnavailable
 from criobe_verify.waiting import WaitTimeout, wait_until
-from fixtures.cvat import LOGIN_TEST, cvat_client
-from fixtures.probe_plan import SDK_CALL, cvat_url_call
 
 pytestmark = pytest.mark.services
 

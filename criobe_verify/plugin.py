@@ -1,0 +1,166 @@
+"""The criobe-verify pytest plugin, registered through the `pytest11` entry point.
+
+    criobe-verify --stack twin                               # the CLI runs pytest with it
+    pytest --pyargs criobe_verify.tests --profile lab.toml   # from a lab's own pytest project
+
+It is inert in a session that does not ask for the suite: installing criobe-verify beside a
+lab's own tests reads no profile, starts no thread and changes no test of theirs. The session
+asks for it when the suite's checks are among its arguments (their folder or
+`--pyargs criobe_verify.tests`), when one of the suite's options is given on the command
+line (`--profile`, `--stack`, `--layer`, …), or when its ini file says `criobe_verify = true`
+(a project of layer-marked checks of its own). `suite_active(config)` tells every hook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from criobe_verify.paths import CHECKS_DIR
+
+pytest_plugins = [
+    "criobe_verify.fixtures.layers",
+    "criobe_verify.fixtures.stack",
+    "criobe_verify.fixtures.docker",
+    "criobe_verify.fixtures.host",
+    "criobe_verify.fixtures.gateway",
+    "criobe_verify.fixtures.cvat",
+    "criobe_verify.fixtures.receiver",
+    "criobe_verify.fixtures.nuclio",
+    "criobe_verify.fixtures.sample",
+    "criobe_verify.fixtures.pipeline",
+    "criobe_verify.fixtures.probe_plan",
+    "criobe_verify.fixtures.report",
+]
+
+ACTIVE = pytest.StashKey[bool]()
+# The suite's options and their defaults (filled by pytest_addoption): one given on the
+# command line asks for the suite.
+OPTION_DEFAULTS: dict[str, object] = {}
+CHECKS_PACKAGE = "criobe_verify.tests"
+
+
+def _names_the_checks(arg: str, rootdir: Path, pyargs: bool) -> bool:
+    """Whether a command-line argument selects (some of) the suite's checks."""
+    target = arg.split("::", 1)[0]
+    if pyargs and (target == CHECKS_PACKAGE or target.startswith(CHECKS_PACKAGE + ".")):
+        return True
+    path = (rootdir / target).resolve()
+    if path == CHECKS_DIR or CHECKS_DIR in path.parents:
+        return True
+    # A folder above the checks (`pytest` in the checkout) holds them, unless they are an
+    # installed copy in a virtualenv under it (which pytest does not collect anyway).
+    return CHECKS_DIR.is_relative_to(path) and not any(
+        (parent / "pyvenv.cfg").is_file() for parent in CHECKS_DIR.parents
+    )
+
+
+def suite_active(config: pytest.Config) -> bool:
+    """Whether this session asks for the suite (computed once, by whichever hook asks first)."""
+    if ACTIVE not in config.stash:
+        given = {
+            dest for dest, default in OPTION_DEFAULTS.items() if config.getoption(dest) != default
+        }
+        invocation = config.invocation_params.dir
+        pyargs = bool(config.getoption("pyargs", False))
+        config.stash[ACTIVE] = (
+            bool(given)
+            or config.getini("criobe_verify")
+            or any(_names_the_checks(str(arg), invocation, pyargs) for arg in config.args)
+        )
+    return config.stash[ACTIVE]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("criobe-verify")
+    group.addoption(
+        "--stack",
+        choices=("attach", "up", "twin"),
+        default="attach",
+        help="attach: check a running stack and change nothing (default); up: bring up the "
+        "checkout at --stack-dir like the install guide; twin: bring up the CI twin",
+    )
+    group.addoption("--stack-dir", default=None, help="CRIOBE checkout for --stack up")
+    group.addoption(
+        "--keep-up", action="store_true", help="leave a stack the suite started running"
+    )
+    group.addoption(
+        "--reuse-running",
+        action="store_true",
+        help="--stack up: use a compose project that is already running as it is (only what "
+        "the suite starts is stopped afterwards); without it the suite refuses to take it over",
+    )
+    group.addoption(
+        "--profile",
+        default=None,
+        help="profile TOML (default: profiles/twin.toml with --stack twin, else profiles/criobe.toml)",
+    )
+    group.addoption(
+        "--phase",
+        choices=("preinstall", "installed"),
+        default="installed",
+        help="preinstall: only the host checks that make sense before installing",
+    )
+    group.addoption(
+        "--layer",
+        action="append",
+        default=[],
+        help="run only these layers (repeatable, or comma-separated)",
+    )
+    group.addoption(
+        "--gateway-ip",
+        default=None,
+        help="address bridge.gateway must resolve to (default: detected by platform)",
+    )
+    group.addoption(
+        "--stack-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for a stack the suite starts to become ready",
+    )
+    group.addoption(
+        "--strict-skips",
+        action="store_true",
+        default=None,
+        help="fail the run on a skip not allow-listed by the profile, or on a layer with "
+        "fewer tests than its minimum (on by default with --stack twin)",
+    )
+    group.addoption(
+        "--sample-image",
+        default=None,
+        help="a lab's own quadrat photo for the inference and e2e layers (default: the "
+        "committed synthetic sample, made for the twin)",
+    )
+    group.addoption(
+        "--ground-truth",
+        action="append",
+        default=[],
+        help="ground truth of --sample-image: COCO exports (corners, grid, corals) or a "
+        "ground_truth.json; repeatable",
+    )
+    group.addoption(
+        "--update-golden",
+        action="store_true",
+        help="record the functions' answers on the sample as the golden baseline",
+    )
+    group.addoption(
+        "--budgets",
+        choices=("gpu", "cpu"),
+        default=None,
+        help="which latency budgets apply (default: the profile's [latency] budgets)",
+    )
+    group.addoption(
+        "--summary-json",
+        default=None,
+        help="write a JSON summary (outcomes per layer, failures, skips) to this path",
+    )
+    parser.addini(
+        "criobe_verify",
+        type="bool",
+        default=False,
+        help="criobe-verify: run the suite's hooks in this session even when its checks are "
+        "not among the arguments (checks of your own marked with its layers)",
+    )
+    for opt in group.options:
+        OPTION_DEFAULTS[opt.dest] = opt.attrs().get("default")

@@ -16,12 +16,13 @@ fix, so each reads like a colleague's diagnosis and machines can list the fixes.
     --allow-address=172.17.0.1 (Linux gateway), so every webhook to the bridge fails.
     Fix: bridge/docker-compose.bridge.yml
 
-A check calls `fail(d1, d2, ...)`; the report plugin keeps the diagnoses' fields, so the
+A check calls `expect(ok, diagnosis)` or `fail(d1, d2, ...)`; the report plugin keeps the diagnoses' fields, so the
 policy section and summary.json can list each finding with its fix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
@@ -77,10 +78,15 @@ def fail(*diagnoses: Diagnosis) -> NoReturn:
     raise CheckFailed(tuple(diagnoses))
 
 
-def check(ok: Any, diagnosis: Diagnosis | None = None, **fields: str) -> None:
-    """`fail` unless ok; the diagnosis may be given ready-made or as Diagnosis fields.
+def expect(ok: Any, diagnosis: Diagnosis | Callable[[], Diagnosis | Iterable[Diagnosis]]) -> None:
+    """`fail` with the diagnosis unless ok: a check reads as its intent.
 
-    Use it where the message costs nothing to build; otherwise `if not ok: fail(...)`.
+        expect(answer.status == 200, lambda: smokescreen.why_bridge_refused(answer))
+
+    The diagnosis may be given ready-made, or as a callable (one Diagnosis or several) that
+    is only called on failure, where building it costs something (a container's logs).
     """
-    if not ok:
-        fail(diagnosis or Diagnosis(**fields))
+    if ok:
+        return
+    found = diagnosis() if callable(diagnosis) else diagnosis
+    fail(*((found,) if isinstance(found, Diagnosis) else tuple(found)))

@@ -206,9 +206,7 @@ def latency_overhead(calls: int) -> tuple[float, float, float]:
     )
     _, summary, _ = suite("--layer=latency", "-k", fn.name, profile=edited)
     bare += bare_loop()  # before and after the harness: a machine drifting loads both alike
-    harness = summary["tests"][
-        f"tests/test_latency.py::test_function_latency_is_within_budget[{fn.name}]"
-    ]
+    harness = summary["checks"][f"latency/within-budget[{fn.name}]"]
     p50 = harness["latency"]["p50_s"]
     bare_p50 = statistics.median(bare)
     return bare_p50, p50, (p50 - bare_p50) / bare_p50
@@ -220,7 +218,7 @@ def e2e(runs: int) -> tuple[list[float], list[float], int]:
     walls, compute = [], []
     for _ in range(runs):
         _, summary, _ = suite("--layer=latency", "--layer=e2e")
-        entries = summary["tests"].values()
+        entries = summary["checks"].values()
         p50 = {e["latency"]["function"]: e["latency"]["p50_s"] for e in entries if e.get("latency")}
         for entry in entries:
             timeline = entry.get("e2e")

@@ -84,10 +84,10 @@ def guide_step(step_id: str) -> GuideStep:
 
 
 def checks_by_step(collection: dict[str, dict]) -> dict[str, list[str]]:
-    """Test functions (parameters folded) per guide step, from a run's collection."""
+    """Checks by stable id (parameters folded) per guide step, from a run's collection."""
     by_step: dict[str, list[str]] = {step: [] for step in GUIDE_STEPS}
-    for nodeid, entry in collection.items():
-        name = nodeid.split("::", 1)[-1].split("[", 1)[0]
+    for check_id, entry in collection.items():
+        name = check_id.split("[", 1)[0]
         for step in entry.get("guide") or []:
             if name not in by_step[step]:
                 by_step[step].append(name)
@@ -111,6 +111,7 @@ def _collect(profile: str) -> dict[str, dict]:
     """The suite's collection with the given profile, as the run state records it."""
     import pytest
 
+    from criobe_verify.check import check_id_of
     from criobe_verify.cli import suite_args
     from criobe_verify.paths import CHECKS_DIR
 
@@ -121,7 +122,7 @@ def _collect(profile: str) -> dict[str, dict]:
         def pytest_collection_finish(self, session: pytest.Session) -> None:
             for item in session.items:
                 mark = item.get_closest_marker("guide")
-                found[item.nodeid] = {"guide": list(mark.args) if mark else []}
+                found[check_id_of(item)] = {"guide": list(mark.args) if mark else []}
 
     pytest.main(
         [*suite_args(), "--collect-only", "-q", f"--profile={profile}", "--phase=installed",

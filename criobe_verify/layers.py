@@ -2,9 +2,9 @@
 when a functional check below it failed.
 
     >>> from criobe_verify.layers import blocking_reason
-    >>> failures = [("containers", "tests/test_containers.py::test_container_is_running[cvat_ui]")]
+    >>> failures = [("containers", "containers/running[cvat_ui]")]
     >>> blocking_reason("network", failures)
-    'containers layer failed: tests/test_containers.py::test_container_is_running[cvat_ui]'
+    'containers layer failed: containers/running[cvat_ui]'
     >>> blocking_reason("containers", failures) is None
     True
 
@@ -52,10 +52,10 @@ LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 
 def blocking_reason(layer: str, failures: Iterable[tuple[str, str]]) -> str | None:
     """The skip reason for a check of `layer`, given the functional failures so far as
-    (layer, nodeid) in run order; None when every layer below passed."""
+    (layer, check id) in run order; None when every layer below passed."""
     first: dict[str, str] = {}
-    for failed_layer, nodeid in failures:
-        first.setdefault(failed_layer, nodeid)
+    for failed_layer, check_id in failures:
+        first.setdefault(failed_layer, check_id)
     for lower in LAYER_NAMES[: LAYER_INDEX[layer]]:
         if lower in first:
             return f"{lower} layer failed: {first[lower]}"

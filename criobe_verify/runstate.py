@@ -61,13 +61,13 @@ class RunState:
         self._collection: dict[str, dict[str, Any]] | None = None
         # file name -> (inode, mtime_ns, entry): a replaced file has a new inode (rename)
         self._seen: dict[str, tuple[int, int, dict[str, Any] | None]] = {}
-        self._done: set[str] = set()  # nodeids known to have a result (results never go away)
+        self._done: set[str] = set()  # check ids known to have a result (results never go away)
 
-    def _result_path(self, nodeid: str) -> Path:
-        return self.results_dir / (hashlib.sha1(nodeid.encode()).hexdigest() + ".json")
+    def _result_path(self, check_id: str) -> Path:
+        return self.results_dir / (hashlib.sha1(check_id.encode()).hexdigest() + ".json")
 
     def write_collection(self, entries: dict[str, dict[str, Any]]) -> None:
-        """The collected checks in run order: nodeid → {layer, kind, guide, ...}."""
+        """The collected checks in run order: check id → {nodeid, layer, kind, guide, ...}."""
         _atomic_write(self.directory / "collection.json", list(entries.items()))
 
     def collection(self) -> dict[str, dict[str, Any]]:
@@ -79,27 +79,27 @@ class RunState:
             self._collection = dict(entries)
         return self._collection
 
-    def record(self, nodeid: str, entry: dict[str, Any]) -> None:
-        record = {"nodeid": nodeid, **entry}
+    def record(self, check_id: str, entry: dict[str, Any]) -> None:
+        record = {"id": check_id, **entry}
         if self.shared:
-            _atomic_write(self._result_path(nodeid), record)
-        self._own[nodeid] = record
-        self._done.add(nodeid)
+            _atomic_write(self._result_path(check_id), record)
+        self._own[check_id] = record
+        self._done.add(check_id)
 
-    def _has_result(self, nodeid: str) -> bool:
-        if nodeid in self._done:
+    def _has_result(self, check_id: str) -> bool:
+        if check_id in self._done:
             return True
         if not self.shared:
             return False
-        if self._result_path(nodeid).exists():
-            self._done.add(nodeid)
+        if self._result_path(check_id).exists():
+            self._done.add(check_id)
             return True
         return False
 
-    def result(self, nodeid: str) -> dict[str, Any] | None:
+    def result(self, check_id: str) -> dict[str, Any] | None:
         if not self.shared:
-            return self._own.get(nodeid)
-        return _read(self._result_path(nodeid))
+            return self._own.get(check_id)
+        return _read(self._result_path(check_id))
 
     def results(self) -> dict[str, dict[str, Any]]:
         if not self.shared:
@@ -111,7 +111,7 @@ class RunState:
                     continue
                 entry = self._cached_read(item)
                 if entry:
-                    found[entry["nodeid"]] = entry
+                    found[entry["id"]] = entry
         return found
 
     def _cached_read(self, item: os.DirEntry) -> dict[str, Any] | None:
@@ -142,13 +142,13 @@ class RunState:
 
     def wait_for(
         self,
-        nodeids: Iterable[str],
+        check_ids: Iterable[str],
         timeout: float,
         poll: float = 0.05,
         progress: Callable[[list[str], float], None] | None = None,
     ) -> bool:
-        """Until every nodeid has a result, the run is stopped, or the timeout; True if all."""
-        pending = [n for n in nodeids if not self._has_result(n)]
+        """Until every check_id has a result, the run is stopped, or the timeout; True if all."""
+        pending = [n for n in check_ids if not self._has_result(n)]
         start = time.monotonic()
         last_progress = start
         while pending:

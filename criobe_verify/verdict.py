@@ -85,7 +85,7 @@ class Verdict:
         problems: list[str] | None = None,
         stopped: str | None = None,
     ) -> Verdict:
-        """checks: nodeid → entry in run order; problems: strict-run violations."""
+        """checks: check id → entry in run order; problems: strict-run violations."""
         problems = list(problems or [])
         order = sorted(checks, key=lambda n: LAYER_INDEX.get(checks[n].get("layer", ""), 99))
         functional = [

@@ -1,11 +1,11 @@
 """The fault table: for every check of the suite, a fault injected into the twin that makes
 exactly that check fail, with short diagnostic tokens the message must carry.
 
-    fault id | how to inject it | the test ids that must fail (+ tokens) | how to revert
+    fault id | how to inject it | the checks that must fail, by stable id (+ tokens) | how to revert
 
-Every collected suite check (test function) is named by at least one fault
-(test_fault_table.py), and selftests/test_faults.py injects each fault into the running twin,
-runs the suite and checks that exactly the named tests fail, every other check passes (or is
+Every collected suite check (by its stable id, parameters folded) is named by at least one
+fault (test_fault_table.py), and selftests/test_faults.py injects each fault into the running
+twin, runs the suite and checks that exactly the named checks fail, every other check passes (or is
 waived as the profile says), a skip names a failed check, and nothing is "not run".
 A token is a string, or a tuple of strings that must all appear.
 """
@@ -22,19 +22,7 @@ from criobe_verify.profile import load_profile
 from criobe_verify.waiting import WaitTimeout
 from selftests.twin import TWIN_PROFILE, Twin, fake_docker_without_compose
 
-H = "tests/test_host.py::"
-C = "tests/test_containers.py::"
-P = "tests/test_ports.py::"
-N = "tests/test_network.py::"
-G = "tests/test_gateway.py::"
-S = "tests/test_services.py::"
-W = "tests/test_webhooks.py::"
-
 Tokens = str | tuple[str, ...]
-F = "tests/test_functions.py::"
-R = "tests/test_reachability.py::"
-INF = "tests/test_inference.py::"
-L = "tests/test_latency.py::"
 
 
 @dataclass(frozen=True)
@@ -70,12 +58,12 @@ COSTLY = ("latency", "e2e")
 FUNCTION_CONTAINER_LAYERS = ("containers", "network", "functions", "reachability", "inference")
 
 
-def layer_of(test_id: str) -> str:
+def layer_of(check_id: str) -> str:
     """
-    >>> layer_of("tests/test_e2e.py::test_x[a]")
-    'e2e'
+    >>> layer_of("e2e/two-stage-exactly-once"), layer_of("ports/internal-port-not-public[8070]")
+    ('e2e', 'ports')
     """
-    return test_id.split("::")[0].rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py")
+    return check_id.split("/", 1)[0]
 
 
 def cheap_layers() -> tuple[str, ...]:
@@ -401,18 +389,16 @@ def _wrong_project_fails() -> dict[str, Tokens]:
     resolves a stack name to a cvat_cvat address."""
     profile = load_profile(TWIN_PROFILE)
     fails: dict[str, Tokens] = {
-        f"{N}test_container_is_on_stack_network[{c.name}]": ("is on criobe_cvat", "cvat_cvat")
+        f"network/on-stack-network[{c.name}]": ("is on criobe_cvat", "cvat_cvat")
         for c in profile.containers
     }
     fails |= {
-        f"{N}test_network_alias_is_set[{c.name}]": ("missing on cvat_cvat",)
+        f"network/alias-set[{c.name}]": ("missing on cvat_cvat",)
         for c in profile.containers
         if c.aliases
     }
     fails |= {
-        f"{N}test_container_resolves_stack_names[{p.source}]": (
-            "expected a container on cvat_cvat",
-        )
+        f"network/resolves-stack-names[{p.source}]": ("expected a container on cvat_cvat",)
         for p in profile.dns
     }
     return fails
@@ -427,7 +413,7 @@ def _preinstall_faults() -> list[Fault]:
             phase="preinstall",
             hold_port=p.port,
             fails={
-                f"{H}test_stack_port_is_free_before_install[{p.port}]": (
+                f"host/port-free-before-install[{p.port}]": (
                     f"host port {p.port}",
                     "already held",
                 )
@@ -441,10 +427,9 @@ def _preinstall_faults() -> list[Fault]:
 # --- the lab's webhooks and the e2e run ---
 
 LAB = "lab-quadrats"  # names without the run prefix: the lab's own, as the suite sees them
-E2E = "tests/test_e2e.py::"
 E2E_RUNS = (
-    f"{E2E}test_two_stage_run_annotates_the_quadrat_exactly_once",
-    f"{E2E}test_three_stage_run_annotates_the_quadrat_exactly_once",
+    "e2e/two-stage-exactly-once",
+    "e2e/three-stage-exactly-once",
 )
 
 
@@ -536,7 +521,7 @@ E2E_FAULTS = [
         inject=_lab_webhooks_misnamed,
         revert=_lab_removed(),
         fails={
-            f"{W}test_lab_webhooks_name_existing_projects_and_functions": (
+            "webhooks/lab-webhooks-name-existing-targets": (
                 "target_proj_id=999999 is not a project in CVAT",
                 "model_name 'pth-yolo-gridcorner' is not a function CVAT lists",
                 f"project '{LAB}-corners'",
@@ -550,7 +535,7 @@ E2E_FAULTS = [
         inject=_lab_webhook_unsigned_then_secret_set,
         revert=_lab_removed("bridge"),
         fails={
-            f"{W}test_lab_webhooks_newest_deliveries_were_answered_200": (
+            "webhooks/lab-webhooks-deliveries-200": (
                 "ping at",
                 "403",
                 "not WEBHOOK_SECRET in bridge/.env",
@@ -563,7 +548,7 @@ E2E_FAULTS = [
         inject=_bridge_fault({"BRIDGE_TWIN_FAULT": "log-settings-with-password"}),
         revert=_restore("bridge"),
         fails={
-            f"{S}test_bridge_log_does_not_show_its_secrets": (
+            "services/bridge-log-hides-secrets": (
                 "CVAT_PWD (1×)",
                 "log in to CVAT as admin",
             )
@@ -613,11 +598,11 @@ E2E_FAULTS = [
         # The three-stage run follows the two-stage one: its first stages may wait behind the
         # bridge's still-running 12 s coral call, so which of its stages stalls varies.
         fails={
-            f"{E2E}test_two_stage_run_annotates_the_quadrat_exactly_once": (
+            "e2e/two-stage-exactly-once": (
                 "stalled at stage 'corals detected'",
                 "not there after 6 s",
             ),
-            f"{E2E}test_three_stage_run_annotates_the_quadrat_exactly_once": (
+            "e2e/three-stage-exactly-once": (
                 "stalled at stage",
                 "not there after 6 s",
             ),
@@ -633,10 +618,10 @@ FAULTS: list[Fault] = [
         what="DOCKER_HOST points at a socket that does not exist",
         suite_env=_no_docker_socket,
         fails={
-            f"{H}test_docker_engine_answers": "Docker engine: not reachable",
-            f"{H}test_docker_root_has_free_disk": "Docker engine: not reachable",
+            "host/docker-engine-answers": "Docker engine: not reachable",
+            "host/docker-root-free-disk": "Docker engine: not reachable",
             **{
-                f"{H}test_stack_port_is_held_by_its_container[{port}]": "Docker engine: not reachable"
+                f"host/port-held-by-its-container[{port}]": "Docker engine: not reachable"
                 for port in (8090, 8080, 8070, 8000)
             },
         },
@@ -645,16 +630,14 @@ FAULTS: list[Fault] = [
         id="compose-v2-missing",
         what="the docker CLI has no compose plugin",
         suite_env=_no_compose,
-        fails={
-            f"{H}test_compose_v2_is_available": ("Compose v2", "`docker compose version` failed")
-        },
+        fails={"host/compose-v2-available": ("Compose v2", "`docker compose version` failed")},
     ),
     Fault(
         id="disk-threshold-raised-above-free-space",
         what="the profile's disk threshold raised above the free space of Docker's root "
         "(this machine's disk is not filled)",
         profile_edit=lambda t: t.replace("disk_free_gb_min = 5", "disk_free_gb_min = 100000"),
-        fails={f"{H}test_docker_root_has_free_disk": ("GB free", "≥ 100000 GB")},
+        fails={"host/docker-root-free-disk": ("GB free", "≥ 100000 GB")},
     ),
     Fault(
         id="traefik-ports-unpublished",
@@ -662,8 +645,8 @@ FAULTS: list[Fault] = [
         inject=_recreate("traefik", '  traefik:\n    ports: !override ["127.0.0.1:8081:8080"]\n'),
         revert=_restore("traefik"),
         fails={
-            f"{H}test_stack_port_is_held_by_its_container[8080]": ("host port 8080", "traefik"),
-            f"{H}test_stack_port_is_held_by_its_container[8090]": ("host port 8090", "traefik"),
+            "host/port-held-by-its-container[8080]": ("host port 8080", "traefik"),
+            "host/port-held-by-its-container[8090]": ("host port 8090", "traefik"),
         },
     ),
     Fault(
@@ -671,18 +654,14 @@ FAULTS: list[Fault] = [
         what="the stack started without components/serverless/docker-compose.serverless.yml",
         inject=_no_serverless_overlay,
         revert=_restore("cvat_server", "cvat_worker_annotation"),
-        fails={
-            f"{H}test_stack_port_is_held_by_its_container[8070]": "docker-compose.serverless.yml"
-        },
+        fails={"host/port-held-by-its-container[8070]": "docker-compose.serverless.yml"},
     ),
     Fault(
         id="bridge-overlay-left-out",
         what="the stack started without bridge/docker-compose.bridge.yml",
         inject=_no_bridge_overlay,
         revert=_restore("cvat_server", "cvat_worker_webhooks"),
-        fails={
-            f"{H}test_stack_port_is_held_by_its_container[8000]": "bridge/docker-compose.bridge.yml"
-        },
+        fails={"host/port-held-by-its-container[8000]": "bridge/docker-compose.bridge.yml"},
     ),
     # --- containers ---
     Fault(
@@ -690,28 +669,28 @@ FAULTS: list[Fault] = [
         what="cvat_ui stopped",
         inject=lambda twin: twin.container("cvat_ui").stop(timeout=5),
         revert=_restore("cvat_ui"),
-        fails={f"{C}test_container_is_running[cvat_ui]": ("cvat_ui", "'exited'")},
+        fails={"containers/running[cvat_ui]": ("cvat_ui", "'exited'")},
     ),
     Fault(
         id="container-removed",
         what="cvat_worker_export removed",
         inject=lambda twin: twin.remove("cvat_worker_export"),
         revert=_restore(),
-        fails={f"{C}test_container_exists[cvat_worker_export]": ("cvat_worker_export", "no such")},
+        fails={"containers/exists[cvat_worker_export]": ("cvat_worker_export", "no such")},
     ),
     Fault(
         id="crash-loop-after-12-s",
         what="cvat_opa exits 12 s after each start and restart: always brings it back",
         inject=_crash_loop,
         revert=_restore("cvat_opa"),
-        fails={f"{C}test_container_is_not_crash_looping[cvat_opa]": ("cvat_opa", "crash-looping")},
+        fails={"containers/not-crash-looping[cvat_opa]": ("cvat_opa", "crash-looping")},
     ),
     Fault(
         id="nuclio-dashboard-hung",
         what="the dashboard process frozen (SIGSTOP): its health check times out",
         inject=_hang_dashboard,
         revert=_thaw_dashboard,
-        fails={f"{C}test_container_is_healthy[nuclio]": ("nuclio", "'unhealthy'")},
+        fails={"containers/healthy[nuclio]": ("nuclio", "'unhealthy'")},
     ),
     Fault(
         id="image-health-check-failing",
@@ -722,7 +701,7 @@ FAULTS: list[Fault] = [
             "      interval: 1s\n      retries: 1\n",
         ),
         revert=_restore("cvat_redis_ondisk"),
-        fails={f"{C}test_other_health_checks_pass": ("cvat_redis_ondisk", "'unhealthy'")},
+        fails={"containers/other-health-checks-pass": ("cvat_redis_ondisk", "'unhealthy'")},
     ),
     Fault(
         id="smokescreen-fatal-on-hostname",
@@ -730,7 +709,7 @@ FAULTS: list[Fault] = [
         inject=_smokescreen_fatal,
         revert=_restore("cvat_server", "cvat_worker_webhooks"),
         fails={
-            f"{C}test_supervised_programs_are_running[{s}]": ("program smokescreen is FATAL",)
+            f"containers/supervised-programs-running[{s}]": ("program smokescreen is FATAL",)
             for s in ("cvat_server", "cvat_worker_webhooks")
         },
     ),
@@ -740,7 +719,7 @@ FAULTS: list[Fault] = [
         inject=_kill_worker,
         revert=_restore("cvat_worker_webhooks"),
         fails={
-            f"{C}test_supervised_programs_are_running[cvat_worker_webhooks]": (
+            "containers/supervised-programs-running[cvat_worker_webhooks]": (
                 "supervisord restarted rqworker-webhooks-0",
                 "respawned it",
             )
@@ -752,7 +731,7 @@ FAULTS: list[Fault] = [
         inject=_tag_wrong_ui,
         revert=_untag_wrong_ui,
         fails={
-            f"{C}test_container_image_matches_profile[cvat_ui]": (
+            "containers/image-matches-profile[cvat_ui]": (
                 "criobe-twin/cvat-ui:v2.28.0",
                 "criobe-twin/cvat-ui:v2.29.0",
             )
@@ -764,7 +743,7 @@ FAULTS: list[Fault] = [
         inject=_recreate("cvat_ui", '  cvat_ui:\n    restart: "no"\n'),
         revert=_restore("cvat_ui"),
         fails={
-            f"{C}test_container_restart_policy_matches_profile[cvat_ui]": (
+            "containers/restart-policy-matches-profile[cvat_ui]": (
                 "restart policy 'no'",
                 "'always'",
             )
@@ -781,7 +760,7 @@ FAULTS: list[Fault] = [
             "rm -f /usr/share/nginx/html/index.html /var/www/html/index*.html",
         ),
         revert=_restore("cvat_ui"),
-        fails={f"{P}test_cvat_ui_answers_head_through_traefik": "200 text/html from cvat_ui"},
+        fails={"ports/cvat-ui-answers-head": "200 text/html from cvat_ui"},
     ),
     Fault(
         id="allowed-hosts-without-localhost",
@@ -790,14 +769,14 @@ FAULTS: list[Fault] = [
             "cvat_server", '  cvat_server:\n    environment:\n      ALLOWED_HOSTS: "cvat-server"\n'
         ),
         revert=_restore("cvat_server"),
-        fails={f"{P}test_cvat_api_answers_about_through_traefik": "DisallowedHost"},
+        fails={"ports/cvat-api-answers-about": "DisallowedHost"},
     ),
     Fault(
         id="nuclio-port-mismapped",
         what="host 8070 is mapped to a container port where nothing listens",
         inject=_recreate("nuclio", '  nuclio:\n    ports: !override ["8070:8071"]\n'),
         revert=_restore("nuclio"),
-        fails={f"{P}test_nuclio_dashboard_answers_api_versions": ("nuclio (:8070)", "failed")},
+        fails={"ports/nuclio-dashboard-answers": ("nuclio (:8070)", "failed")},
     ),
     Fault(
         id="bridge-port-mismapped",
@@ -805,8 +784,8 @@ FAULTS: list[Fault] = [
         inject=_recreate("bridge", '  bridge:\n    ports: !override ["8000:8001"]\n'),
         revert=_restore("bridge"),
         fails={
-            f"{P}test_bridge_answers_health": ("bridge (:8000)", "failed"),
-            f"{P}test_bridge_port_is_reachable_at_docker_gateway": "every webhook fails",
+            "ports/bridge-answers-health": ("bridge (:8000)", "failed"),
+            "ports/bridge-reachable-at-docker-gateway": "every webhook fails",
         },
     ),
     Fault(
@@ -814,7 +793,7 @@ FAULTS: list[Fault] = [
         what="bridge published as 127.0.0.1:8000:8000",
         inject=_recreate("bridge", '  bridge:\n    ports: !override ["127.0.0.1:8000:8000"]\n'),
         revert=_restore("bridge"),
-        fails={f"{P}test_bridge_port_is_reachable_at_docker_gateway": "bound to 127.0.0.1 only"},
+        fails={"ports/bridge-reachable-at-docker-gateway": "bound to 127.0.0.1 only"},
     ),
     *[
         Fault(
@@ -823,7 +802,7 @@ FAULTS: list[Fault] = [
             inject=_recreate(service, f"  {service}:\n    ports: {ports}\n"),
             revert=_restore(service),
             fails={
-                f"{P}test_internal_port_is_not_published_on_public_interface[{port}]": (
+                f"ports/internal-port-not-public[{port}]": (
                     f"{service} publishes {port}/tcp on 0.0.0.0:{host_port}",
                 )
             },
@@ -841,7 +820,7 @@ FAULTS: list[Fault] = [
         revert=_restore("nuclio"),
         profile_edit=_without_waivers,
         fails={
-            f"{P}test_internal_port_is_not_published_on_public_interface[8070]": (
+            "ports/internal-port-not-public[8070]": (
                 "nuclio publishes 8070/tcp on 0.0.0.0:8070",
                 "drives the Docker socket",
             )
@@ -857,7 +836,7 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_redis_inmem"),
         layers=("ports",),
         fails={
-            f"{P}test_internal_port_is_not_published_on_public_interface[6379]": (
+            "ports/internal-port-not-public[6379]": (
                 "network_mode: host",
                 "0.0.0.0:6379 is listening",
             )
@@ -872,7 +851,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("traefik"),
         fails={
-            f"{P}test_public_port_is_published_on_all_interfaces[{port}]": (
+            f"ports/public-port-on-all-interfaces[{port}]": (
                 f"publishes {port} on 127.0.0.1",
                 "lab members cannot reach it",
             )
@@ -886,11 +865,11 @@ FAULTS: list[Fault] = [
         inject=_other_network,
         revert=_other_network_revert,
         fails={
-            f"{N}test_container_is_on_stack_network[bridge]": (
+            "network/on-stack-network[bridge]": (
                 "bridge: is on criobe_fault_elsewhere",
                 "cvat_cvat",
             ),
-            f"{N}test_container_resolves_stack_names[bridge]": ("cannot resolve cvat-server",),
+            "network/resolves-stack-names[bridge]": ("cannot resolve cvat-server",),
         },
     ),
     Fault(
@@ -899,9 +878,9 @@ FAULTS: list[Fault] = [
         inject=_drop_alias,
         revert=_restore("cvat_server"),
         fails={
-            f"{N}test_network_alias_is_set[cvat_server]": "alias 'cvat-server' missing on cvat_cvat",
-            f"{N}test_container_resolves_stack_names[bridge]": "cannot resolve cvat-server",
-            f"{N}test_container_resolves_stack_names[cvat_opa]": "cannot resolve cvat-server",
+            "network/alias-set[cvat_server]": "alias 'cvat-server' missing on cvat_cvat",
+            "network/resolves-stack-names[bridge]": "cannot resolve cvat-server",
+            "network/resolves-stack-names[cvat_opa]": "cannot resolve cvat-server",
         },
     ),
     Fault(
@@ -909,7 +888,7 @@ FAULTS: list[Fault] = [
         what="the bridge's /etc/resolv.conf points at a dead resolver",
         inject=_break_resolver,
         revert=_restore("bridge"),
-        fails={f"{N}test_container_resolves_stack_names[bridge]": "bridge: cannot resolve"},
+        fails={"network/resolves-stack-names[bridge]": "bridge: cannot resolve"},
     ),
     Fault(
         id="wrong-compose-project",
@@ -924,7 +903,7 @@ FAULTS: list[Fault] = [
         id="stack-network-missing",
         what="the profile's network is one no stack container made (cvat_criobe)",
         profile_edit=lambda text: text.replace('network = "cvat_cvat"', 'network = "cvat_criobe"'),
-        fails={f"{N}test_stack_network_exists": ("network cvat_criobe", "does not exist")},
+        fails={"network/stack-network-exists": ("network cvat_criobe", "does not exist")},
     ),
     # --- gateway ---
     Fault(
@@ -933,7 +912,7 @@ FAULTS: list[Fault] = [
         inject=_smokescreen_opts({"cvat_worker_webhooks": ""}),
         revert=_restore("cvat_worker_webhooks"),
         fails={
-            f"{G}test_bridge_answers_through_smokescreen[cvat_worker_webhooks]": (
+            "gateway/bridge-answers-through-smokescreen[cvat_worker_webhooks]": (
                 "was refused: 407",
                 "Deny: Private Range",
                 "SMOKESCREEN_OPTS is ''",
@@ -950,7 +929,7 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_server", "cvat_worker_webhooks"),
         layers=("gateway",),
         fails={
-            f"{G}test_smokescreen_is_listening[{s}]": (
+            f"gateway/smokescreen-listening[{s}]": (
                 "refuses to start on it",
                 "address must be in the form ip[:port], got bridge.gateway",
             )
@@ -963,7 +942,7 @@ FAULTS: list[Fault] = [
         inject=_smokescreen_opts({"cvat_server": "--allow-address=172.17.0.1 --listen-port=4751"}),
         revert=_restore("cvat_server"),
         fails={
-            f"{G}test_smokescreen_is_listening[cvat_server]": (
+            "gateway/smokescreen-listening[cvat_server]": (
                 "process alive",
                 "--listen-port=4751",
                 "does not accept connections",
@@ -978,7 +957,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("cvat_server", "cvat_worker_webhooks"),
         fails={
-            f"{G}test_bridge_answers_through_smokescreen[{s}]": "on port 9999 only"
+            f"gateway/bridge-answers-through-smokescreen[{s}]": "on port 9999 only"
             for s in ("cvat_server", "cvat_worker_webhooks")
         },
     ),
@@ -990,7 +969,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("cvat_server", "cvat_worker_webhooks"),
         fails={
-            f"{G}test_bridge_answers_through_smokescreen[{s}]": (
+            f"gateway/bridge-answers-through-smokescreen[{s}]": (
                 "allows 192.168.65.254",
                 "Docker Desktop on Windows/WSL2",
             )
@@ -1004,7 +983,7 @@ FAULTS: list[Fault] = [
             inject=_recreate(svc, f"  {svc}:\n    extra_hosts: {keep}\n"),
             revert=_restore(svc),
             fails={
-                f"{G}test_bridge_gateway_resolves_to_platform_gateway[{svc}]": (
+                f"gateway/bridge-gateway-resolves[{svc}]": (
                     "extra_hosts has no bridge.gateway entry",
                 ),
             },
@@ -1024,7 +1003,7 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_server"),
         layers=("gateway",),
         fails={
-            f"{G}test_smokescreen_is_listening[cvat_server]": (
+            "gateway/smokescreen-listening[cvat_server]": (
                 "no smokescreen process",
                 "is valid, so the process was stopped or crashed",
             ),
@@ -1037,7 +1016,7 @@ FAULTS: list[Fault] = [
             inject=lambda twin, svc=svc: _allow_stack_network(twin, svc),
             revert=_restore(svc),
             fails={
-                f"{G}test_smokescreen_refuses_private_address[{svc}]": (
+                f"gateway/smokescreen-refuses-private-address[{svc}]": (
                     "covers the stack network",
                     "SSRF protection is off",
                 ),
@@ -1054,7 +1033,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("bridge"),
         fails={
-            f"{S}test_cvat_accepts_the_bridge_credentials": (
+            "services/cvat-accepts-bridge-credentials": (
                 "CVAT refuses the credentials",
                 "CVAT_USER='admin', CVAT_PWD=[REDACTED]",
             ),
@@ -1066,7 +1045,7 @@ FAULTS: list[Fault] = [
         inject=_bridge_as_regular_user,
         revert=_restore("bridge"),
         fails={
-            f"{S}test_bridge_user_is_a_cvat_admin": (
+            "services/bridge-user-is-admin": (
                 "'criobe-fault-regular' is not in CVAT's admin group",
             )
         },
@@ -1077,7 +1056,7 @@ FAULTS: list[Fault] = [
         inject=lambda twin: _psql(twin, ADMIN_GROUP_SQL["take"]),
         revert=lambda twin: _psql(twin, ADMIN_GROUP_SQL["give"]),
         fails={
-            f"{S}test_bridge_user_is_a_cvat_admin": (
+            "services/bridge-user-is-admin": (
                 "'admin' is not in CVAT's admin group",
                 "is_superuser=True",
             )
@@ -1091,7 +1070,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("bridge"),
         fails={
-            f"{S}test_bridge_cvat_url_is_accepted_by_cvat": (
+            "services/bridge-cvat-url-accepted": (
                 "'cvat_server' contains '_'",
                 "DisallowedHost",
             ),
@@ -1105,7 +1084,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("bridge"),
         fails={
-            f"{S}test_bridge_cvat_sdk_supports_the_server_version": (
+            "services/bridge-cvat-sdk-supports-server": (
                 "cvat-sdk 2.22",
                 "/opt/cvat-sdk-old",
                 "the server is 2.29.0",
@@ -1118,7 +1097,7 @@ FAULTS: list[Fault] = [
         inject=lambda twin: _signal_worker(twin, "STOP"),
         revert=lambda twin: (_signal_worker(twin, "CONT"), twin.restore("cvat_worker_webhooks")),
         fails={
-            f"{S}test_webhooks_worker_takes_jobs_from_the_webhooks_queue": (
+            "services/webhooks-worker-takes-jobs": (
                 "no RQ worker took the update:project job",
                 "state T",
             ),
@@ -1131,8 +1110,8 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_db"),
         layers=("services",),
         fails={
-            f"{S}test_cvat_health_reports_every_backend_working": "DatabaseBackend",
-            f"{S}test_cvat_accepts_the_bridge_credentials": ("server error", "DatabaseBackend"),
+            "services/cvat-health-working": "DatabaseBackend",
+            "services/cvat-accepts-bridge-credentials": ("server error", "DatabaseBackend"),
         },
     ),
     Fault(
@@ -1143,8 +1122,8 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("cvat_server"),
         fails={
-            f"{S}test_cvat_reports_the_profiles_version": ("version '2.31.0'", "'2.29.0'"),
-            f"{S}test_bridge_cvat_sdk_supports_the_server_version": (
+            "services/cvat-version": ("version '2.31.0'", "'2.29.0'"),
+            "services/bridge-cvat-sdk-supports-server": (
                 "supports CVAT 2.29, 2.30",
                 "the server is 2.31.0",
             ),
@@ -1158,7 +1137,7 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_worker_webhooks"),
         layers=("webhooks",),
         fails={
-            f"{W}test_job_update_event_is_delivered_to_the_bridge": (
+            "webhooks/job-update-delivered": (
                 "delivered with 407",
                 "while the ping from cvat_server was delivered with 200",
             ),
@@ -1171,7 +1150,7 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_server"),
         layers=("webhooks",),
         fails={
-            f"{W}test_webhook_ping_reaches_the_bridge": (
+            "webhooks/ping-reaches-bridge": (
                 "did not come back from the bridge",
                 "Smokescreen refused it",
             )
@@ -1184,7 +1163,7 @@ FAULTS: list[Fault] = [
             "bridge", '  bridge:\n    environment:\n      BRIDGE_TWIN_HEALTH_METHODS: "GET"\n'
         ),
         revert=_restore("bridge"),
-        fails={f"{W}test_webhook_ping_shows_200_as_the_guide_expects": ("shows 405", "GET only")},
+        fails={"webhooks/ping-shows-200": ("shows 405", "GET only")},
     ),
     Fault(
         id="cvat-server-allows-bridge-port-only",
@@ -1192,7 +1171,7 @@ FAULTS: list[Fault] = [
         inject=_smokescreen_opts({"cvat_server": "--allow-address=172.17.0.1:8000"}),
         revert=_restore("cvat_server"),
         fails={
-            f"{W}test_signed_delivery_verifies_against_the_raw_body": "only port 8000 of the gateway",
+            "webhooks/signed-delivery-verifies": "only port 8000 of the gateway",
         },
     ),
     # --- functions, reachability, inference, latency ---
@@ -1202,7 +1181,7 @@ FAULTS: list[Fault] = [
         inject=lambda twin: twin.redeploy("pth-yolo-gridpose", edit=_without_network),
         revert=_restore_functions("pth-yolo-gridpose"),
         fails={
-            f"{N}test_container_is_on_stack_network[nuclio-nuclio-pth-yolo-gridpose]": (
+            "network/on-stack-network[nuclio-nuclio-pth-yolo-gridpose]": (
                 "is on bridge",
                 "spec.platform.attributes.network: cvat_cvat",
             )
@@ -1214,7 +1193,7 @@ FAULTS: list[Fault] = [
         inject=_function_removed,
         revert=_restore_functions(),
         fails={
-            f"{C}test_container_exists[nuclio-nuclio-pth-yolo-gridpose]": (
+            "containers/exists[nuclio-nuclio-pth-yolo-gridpose]": (
                 "nuclio-nuclio-pth-yolo-gridpose",
                 "nuctl deploy",
             )
@@ -1227,14 +1206,16 @@ FAULTS: list[Fault] = [
         inject=_function_removed,
         revert=_restore_functions(),
         layers=("functions",),
-        fails={f"{F}test_function_is_deployed_and_ready[pth-yolo-gridpose]": "is not deployed"},
+        fails={"functions/deployed-and-ready[pth-yolo-gridpose]": "is not deployed"},
     ),
     Fault(
         id="nuclio-project-missing",
         what="project cvat deleted, its functions redeployed into project default",
         inject=_project_removed,
         revert=_project_restored,
-        fails={f"{F}test_nuclio_project_exists": ("has no project 'cvat'", "nuctl create project")},
+        fails={
+            "functions/nuclio-project-exists": ("has no project 'cvat'", "nuctl create project")
+        },
     ),
     Fault(
         id="nuclio-dashboard-stopped",
@@ -1244,8 +1225,8 @@ FAULTS: list[Fault] = [
         revert=_restore("nuclio"),
         layers=("functions",),
         fails={
-            f"{F}test_nuclio_dashboard_is_the_profiles_version": "cannot reach the Nuclio dashboard",
-            f"{F}test_nuclio_project_exists": "cannot reach the Nuclio dashboard",
+            "functions/nuclio-version": "cannot reach the Nuclio dashboard",
+            "functions/nuclio-project-exists": "cannot reach the Nuclio dashboard",
         },
     ),
     Fault(
@@ -1256,9 +1237,9 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore_functions("pth-yolo-coralsegv4"),
         fails={
-            f"{R}test_bridge_reaches_the_function[pth-yolo-coralsegv4]": "got no HTTP answer",
+            "reachability/bridge-reaches-function[pth-yolo-coralsegv4]": "got no HTTP answer",
             **{
-                f"{R}test_cvat_reaches_the_function_as_its_lambda_manager_does[{src}-pth-yolo-coralsegv4]": (
+                f"reachability/cvat-reaches-function[{src}-pth-yolo-coralsegv4]": (
                     "got no HTTP answer",
                     "docker port nuclio-nuclio-pth-yolo-coralsegv4",
                 )
@@ -1274,7 +1255,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("cvat_worker_annotation"),
         fails={
-            f"{R}test_cvat_reaches_the_function_as_its_lambda_manager_does[cvat_worker_annotation-{fn}]": (
+            f"reachability/cvat-reaches-function[cvat_worker_annotation-{fn}]": (
                 "extra_hosts has no host.docker.internal entry",
             )
             for fn in (
@@ -1292,7 +1273,7 @@ FAULTS: list[Fault] = [
             "bridge", '  bridge:\n    environment:\n      NUCLIO_HOST: "nuclio_dashboard"\n'
         ),
         revert=_restore("bridge"),
-        fails={f"{R}test_bridge_reaches_the_nuclio_dashboard": ("NUCLIO_HOST=nuclio_dashboard",)},
+        fails={"reachability/bridge-reaches-dashboard": ("NUCLIO_HOST=nuclio_dashboard",)},
     ),
     *[
         Fault(
@@ -1301,79 +1282,79 @@ FAULTS: list[Fault] = [
             inject=_function_fault(name, fault),
             revert=_restore_functions(name),
             layers=FUNCTION_CONTAINER_LAYERS,
-            fails={f"{INF}{check}[{name}]": toks},
+            fails={f"{check}[{name}]": toks},
         )
         for name, fault, check, toks in [
             (
                 "pth-yolo-gridcorners",
                 "three-corners",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("missing 4",),
             ),
             (
                 "pth-yolo-gridcorners",
                 "counter-clockwise",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("counter-clockwise",),
             ),
             (
                 "pth-yolo-gridcorners",
                 "confidence-fraction",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("is not an integer-percent string",),
             ),
             (
                 "pth-yolo-gridcorners",
                 "unknown-label",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("labels ['corner']",),
             ),
             (
                 "pth-yolo-gridpose",
                 "116-points",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("missing 117",),
             ),
             (
                 "pth-lama",
                 "wrong-size",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("the input was 1024x1024",),
             ),
             (
                 "pth-facebookresearch-sam-vit-h",
                 "short-blob",
-                "test_function_output_follows_the_contract",
+                "inference/output-follows-contract",
                 ("expected 4194304",),
             ),
             (
                 "pth-yolo-coralsegv4",
                 "error-500",
-                "test_function_answers_the_sample",
+                "inference/answers-sample",
                 ("answered 500", "CRIOBE_TWIN_FAULT=error-500"),
             ),
             (
                 "pth-yolo-gridcorners",
                 "offset-10px",
-                "test_function_is_accurate_on_the_sample",
+                "inference/accurate-on-sample",
                 ("worst 10", "> 3 px"),
             ),
             (
                 "pth-yolo-gridpose",
                 "column-major",
-                "test_function_is_accurate_on_the_sample",
+                "inference/accurate-on-sample",
                 ("grid mean error", "per element id"),
             ),
             (
                 "pth-lama",
                 "identity",
-                "test_function_is_accurate_on_the_sample",
+                "inference/accurate-on-sample",
                 ("the strings were not removed",),
             ),
             (
                 "pth-yolo-coralsegv4",
                 "drift",
-                "test_function_output_matches_its_golden",
+                "inference/matches-golden",
                 ("drifted from the recorded golden",),
             ),
         ]
@@ -1388,7 +1369,7 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore_functions("pth-yolo-gridcorners"),
         fails={
-            f"{F}test_cvat_lists_the_detector_with_its_labels[pth-yolo-gridcorners]": (
+            "functions/cvat-lists-detector[pth-yolo-gridcorners]": (
                 "does not list pth-yolo-gridcorners",
                 "metadata.annotations.type",
             )
@@ -1404,7 +1385,7 @@ FAULTS: list[Fault] = [
         profile_edit=lambda t: t.replace("calls = 10\nwarmup = 2", "calls = 3\nwarmup = 0"),
         layers=("latency",),
         fails={
-            f"{L}test_function_latency_is_within_budget[pth-yolo-gridcorners]": (
+            "latency/within-budget[pth-yolo-gridcorners]": (
                 "nuclio-nuclio-pth-yolo-gridcorners: p95",  # 2.8-3.1 s on a loaded machine
                 "expected p95 ≤ 2.5 s (cpu budget",
             )
@@ -1421,7 +1402,7 @@ FAULTS: list[Fault] = [
         revert=_restore("cvat_server"),
         layers=("inference",),
         fails={
-            f"{INF}test_cvat_keeps_what_the_function_returned[{fn}]": "POST /api/lambda/functions/"
+            f"inference/cvat-keeps-answer[{fn}]": "POST /api/lambda/functions/"
             for fn in ("pth-yolo-gridcorners", "pth-yolo-gridpose", "pth-yolo-coralsegv4")
         },
     ),

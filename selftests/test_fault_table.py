@@ -1,48 +1,28 @@
-"""Guard against checks that cannot fail: every suite test id is named by a fault."""
+"""Guard against checks that cannot fail: every suite check (stable id) is named by a fault."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from selftests import PROJECT_ROOT
 from selftests.fault_table import FAULTS, tokens
 from selftests.twin import TWIN_PROFILE
 
 
-def _collected(phase: str) -> set[str]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--profile={TWIN_PROFILE}",
-            f"--phase={phase}",
-            "tests",
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {line.strip() for line in proc.stdout.splitlines() if "::" in line}
-
-
 @pytest.fixture(scope="module")
 def suite_ids() -> set[str]:
-    return _collected("installed") | _collected("preinstall")
+    """Every check's stable id, in both phases, as the twin's profile parametrizes them."""
+    import contextlib
+    import io
+
+    from criobe_verify.guide import _collect
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return set(_collect(str(TWIN_PROFILE)))
 
 
-def check_of(test_id: str) -> str:
+def check_of(check_id: str) -> str:
     """A check is a test function; its parameters are the resources it is applied to."""
-    return test_id.split("[", 1)[0]
+    return check_id.split("[", 1)[0]
 
 
 def test_every_suite_check_is_named_by_a_fault(suite_ids):

@@ -31,14 +31,14 @@ def waived_by_profile(summary: dict) -> set[str]:
 def check_green(summary: dict, waived: set[str]) -> None:
     """Every check passed, but the findings the profile waives; nothing else, not even
     "not run" (a check that did not run is not a pass)."""
-    outcomes = {tid: e["outcome"] for tid, e in summary["tests"].items()}
+    outcomes = {tid: e["outcome"] for tid, e in summary["checks"].items()}
     bad = {tid: o for tid, o in outcomes.items() if o != "passed" and tid not in waived}
     assert not bad, f"not green: {bad}\n{summary['output']}"
     assert summary["verdict"]["status"] == "works", summary["verdict"]
 
 
 def check_outcome(fault: Fault, summary: dict, waived: set[str] = frozenset()) -> None:
-    tests = summary["tests"]
+    tests = summary["checks"]
     failed = {tid: e for tid, e in tests.items() if e["outcome"] in ("failed", "error")}
     assert set(failed) == set(fault.fails), (
         f"{fault.id} ({fault.what}): expected exactly {sorted(fault.fails)} to fail; "
@@ -182,7 +182,7 @@ def test_nothing_the_suite_created_is_left_in_cvat(twin, baseline_waivers):
 
 
 def _outcomes(summary: dict) -> dict[str, str]:
-    return {tid: e["outcome"] for tid, e in summary["tests"].items()}
+    return {tid: e["outcome"] for tid, e in summary["checks"].items()}
 
 
 @pytest.mark.twin

@@ -133,7 +133,7 @@ def test_waived_finding_is_shown_as_waived_and_an_expired_waiver_fails_again(pyt
     waiver = '[[waivers]]\ncheck = "test_toy.py::test_image_tag"\nreason = "lab pins v2.28"\n'
     result, summary = _run(pytester, _profile_with(pytester, waiver + "expires = 2999-01-01\n"))
     assert result.ret == 0, result.stdout.str()
-    assert summary["tests"]["test_toy.py::test_image_tag"]["outcome"] == "waived"
+    assert summary["checks"]["test_toy.py::test_image_tag"]["outcome"] == "waived"
     assert summary["waived"] == [
         {
             "check": "test_toy.py::test_image_tag",
@@ -144,7 +144,7 @@ def test_waived_finding_is_shown_as_waived_and_an_expired_waiver_fails_again(pyt
 
     result, summary = _run(pytester, _profile_with(pytester, waiver + "expires = 2020-01-01\n"))
     assert result.ret == EXIT_POLICY_FINDINGS
-    entry = summary["tests"]["test_toy.py::test_image_tag"]
+    entry = summary["checks"]["test_toy.py::test_image_tag"]
     assert entry["outcome"] == "failed" and "2020-01-01" in entry["waiver_expired"]
 
 
@@ -161,7 +161,7 @@ def test_a_functional_check_cannot_be_waived(pytester):
 
 def test_checks_that_did_not_run_are_not_run_never_passed(toy):
     _result, summary = _run(toy, "-x")
-    outcomes = {k: v["outcome"] for k, v in summary["tests"].items()}
+    outcomes = {k: v["outcome"] for k, v in summary["checks"].items()}
     assert outcomes == {
         "test_toy.py::test_engine": "failed",
         "test_toy.py::test_disk": "not run",
@@ -181,10 +181,10 @@ def test_parallel_run_gives_the_serial_outcomes_and_gate(pytester):
     )
     _, serial = _run(pytester)
     _, parallel = _run(pytester, "-n", "2")
-    assert {k: v["outcome"] for k, v in parallel["tests"].items()} == {
-        k: v["outcome"] for k, v in serial["tests"].items()
+    assert {k: v["outcome"] for k, v in parallel["checks"].items()} == {
+        k: v["outcome"] for k, v in serial["checks"].items()
     }
-    assert serial["tests"]["test_toy.py::test_dns[3]"]["outcome"] == "skipped"
+    assert serial["checks"]["test_toy.py::test_dns[3]"]["outcome"] == "skipped"
     assert parallel["verdict"] == serial["verdict"]
 
 
@@ -198,7 +198,7 @@ def test_strict_run_fails_on_unexpected_skip_and_thin_layer(toy):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*unexpected skip: test_toy.py::test_dns: no resolver*"])
     result.stdout.fnmatch_lines(["*layer containers: 1 tests collected, minimum 50*"])
-    assert data["tests"]["test_toy.py::test_dns"]["outcome"] == "skipped"
+    assert data["checks"]["test_toy.py::test_dns"]["outcome"] == "skipped"
     assert data["layers"]["host"] == {"passed": 2}
 
 
@@ -242,3 +242,48 @@ def test_each_suite_module_holds_only_its_own_layers_checks():
             and node.attr in LAYER_NAMES
         }
         assert marks == {layer}, f"{path.name}: layer marks {sorted(marks)}, expected {layer!r}"
+
+
+def test_every_check_has_a_stable_id_of_its_layer():
+    """Every test function of the suite carries `@check("<layer>/<what>")`, its layer its
+    module's, no id twice: waivers, baselines and the fault table name checks by it."""
+    import ast
+
+    seen: dict[str, str] = {}
+    for path in sorted((PROJECT_ROOT / "tests").glob("test_*.py")):
+        layer = path.stem.removeprefix("test_")
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            ids = [
+                d.args[0].value
+                for d in node.decorator_list
+                if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "check"
+            ]
+            assert len(ids) == 1, f"{path.name}::{node.name}: expected one @check(...)"
+            assert ids[0].startswith(f"{layer}/"), f"{node.name}: {ids[0]!r} is not of {layer}"
+            assert ids[0] not in seen, f"{ids[0]!r}: {node.name} and {seen.get(ids[0])}"
+            seen[ids[0]] = node.name
+    assert len(seen) >= 50, f"found only {len(seen)} checks"
+
+
+def test_a_waiver_by_node_id_still_applies_and_names_the_stable_id(pytester: pytest.Pytester):
+    """A profile written before stable ids waives by node id: still honoured, and the run
+    says which id to write instead."""
+    pytester.makeini(SUITE_INI)
+    pytester.makepyfile(
+        test_toy=POLICY_TOY.replace(
+            "@pytest.mark.policy\ndef test_image_tag",
+            "@pytest.mark.policy\n@check('containers/image-matches-profile')\ndef test_image_tag",
+        ).replace("import pytest", "import pytest\nfrom criobe_verify.check import check")
+    )
+    profile = _profile_with(
+        pytester,
+        '[[waivers]]\ncheck = "tests/test_toy.py::test_image_tag"\nreason = "old style"\n',
+    )
+    result, summary = _run(pytester, profile)
+    entry = summary["checks"]["containers/image-matches-profile"]
+    assert entry["outcome"] == "waived", entry
+    assert "write check = 'containers/image-matches-profile' instead" in result.stdout.str() + (
+        result.stderr.str()
+    )

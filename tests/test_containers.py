@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from criobe_verify.check import check
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.containers import describe_state, logs_tail
 from criobe_verify.diagnosis import Diagnosis, fail
@@ -31,7 +32,6 @@ from criobe_verify.supervisor import (
 
 pytestmark = [pytest.mark.containers, pytest.mark.guide("step-3")]
 
-THIS = "tests/test_containers.py::"
 
 # What breaks for a coral-lab user when a container is down: the consequence in a failure.
 ROLE = {
@@ -64,10 +64,7 @@ def _fix(container) -> str:
     return guide_command("up", "-d", *([service] if service else []))
 
 
-def exists_check(name: str) -> str:
-    return f"{THIS}test_container_exists[{name}]"
-
-
+@check("containers/exists")
 def test_container_exists(expected_container, stack_container, profile):
     name, optional = expected_container
     if stack_container(name) is not None:
@@ -91,9 +88,10 @@ def test_container_exists(expected_container, stack_container, profile):
     )
 
 
+@check("containers/running")
 def test_container_is_running(expected_container, stack_container, depends_on):
     name, _ = expected_container
-    depends_on(exists_check(name))
+    depends_on("containers/exists")
     c = stack_container(name)
     state = c.attrs["State"]
     if state.get("Status") in ("running", "restarting"):
@@ -118,11 +116,12 @@ def _started_at(state: dict) -> datetime.datetime | None:
         return None
 
 
+@check("containers/not-crash-looping")
 def test_container_is_not_crash_looping(expected_container, stack_container, profile, depends_on):
     """A crash loop is a container its restart policy keeps restarting: RestartCount above
     zero with a recent start, or restarting now. One that recovered long ago is not."""
     name, _ = expected_container
-    depends_on(exists_check(name))
+    depends_on("containers/exists")
     c = stack_container(name)
     state = c.attrs["State"]
     restarts = c.attrs.get("RestartCount", 0)
@@ -151,11 +150,12 @@ def _health(c) -> dict:
     return c.attrs["State"].get("Health") or {}
 
 
+@check("containers/healthy")
 def test_container_is_healthy(health_checked_container, stack_container, depends_on):
     """Containers the profile says have a health check (the Nuclio dashboard and functions
     probe http://127.0.0.1:8082/ready) must have one and pass it."""
     name = health_checked_container
-    depends_on(exists_check(name))
+    depends_on("containers/exists")
     c = stack_container(name)
     if not (c.attrs["Config"].get("Healthcheck") or {}).get("Test"):
         fail(
@@ -190,6 +190,7 @@ def test_container_is_healthy(health_checked_container, stack_container, depends
     )
 
 
+@check("containers/other-health-checks-pass")
 def test_other_health_checks_pass(stack_snapshot, expected_containers, profile):
     """Any other stack container whose image brings a health check passes it."""
     wanted = {c.name for c in profile.containers if c.healthcheck}
@@ -214,10 +215,10 @@ def test_other_health_checks_pass(stack_snapshot, expected_containers, profile):
         fail(*problems)
 
 
-@pytest.mark.policy
+@check("containers/image-matches-profile", policy=True)
 def test_container_image_matches_profile(imaged_container, stack_container, profile, depends_on):
     spec = imaged_container
-    depends_on(exists_check(spec.name))
+    depends_on("containers/exists")
     c = stack_container(spec.name)
     image = c.attrs["Config"].get("Image", "")
     if image == spec.image:
@@ -234,12 +235,12 @@ def test_container_image_matches_profile(imaged_container, stack_container, prof
     )
 
 
-@pytest.mark.policy
+@check("containers/restart-policy-matches-profile", policy=True)
 def test_container_restart_policy_matches_profile(
     profiled_container, stack_container, profile, depends_on
 ):
     spec = profiled_container
-    depends_on(exists_check(spec.name))
+    depends_on("containers/exists")
     c = stack_container(spec.name)
     policy = (c.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
     if policy == spec.restart:
@@ -257,14 +258,14 @@ def test_container_restart_policy_matches_profile(
 
 # Last in the layer: it reads the probe prefetch's answers, which the checks above (the
 # Docker snapshot's alone) leave time to arrive.
+@check("containers/supervised-programs-running")
 def test_supervised_programs_are_running(
     supervised_container, stack_container, supervisor_status, profile, depends_on
 ):
     """supervisord restarts a crashing program inside the container, so the container's own
     restart count never moves: `supervisorctl status` shows the state and the uptime."""
     name = supervised_container
-    depends_on(exists_check(name))
-    depends_on(f"{THIS}test_container_is_running[{name}]")
+    depends_on("containers/exists", "containers/running")
     c = stack_container(name)
     answer = supervisor_status.get(name) or {}
     if answer.get("ok"):

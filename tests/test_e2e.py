@@ -24,6 +24,7 @@ import pytest
 from criobe_verify.fixtures.pipeline import Run, image_bytes
 
 from criobe_verify.charts import timeline_chart
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.labels import project_labels
 from criobe_verify.overlay import draw_shapes, row
@@ -262,6 +263,7 @@ def _corals(shapes: list[dict]) -> None:
                        fix="the bridge's conversion of masks"))  # fmt: skip
 
 
+@check("e2e/two-stage-exactly-once")
 def test_two_stage_run_annotates_the_quadrat_exactly_once(
     pipeline, sample, profile, bridge_env, functions, report_image, report_note, request
 ):
@@ -290,6 +292,7 @@ def test_two_stage_run_annotates_the_quadrat_exactly_once(
     _finish(pipeline, run, counts, report_image, report_note, functions, request)
 
 
+@check("e2e/three-stage-exactly-once")
 def test_three_stage_run_annotates_the_quadrat_exactly_once(
     pipeline, sample, profile, bridge_env, functions, report_image, report_note, request
 ):

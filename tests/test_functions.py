@@ -15,19 +15,18 @@ import json
 
 import pytest
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 
 pytestmark = [pytest.mark.functions, pytest.mark.guide("step-6")]
 
-THIS = "tests/test_functions.py::"
-PROJECT_CHECK = f"{THIS}test_nuclio_project_exists"
 DEPLOY_FIX = (
     "nuctl deploy --project-name cvat --path ./serverless/<...>/nuclio/ --platform local "
     "(or import its function.yaml in the dashboard, project cvat)"
 )
 
 
-@pytest.mark.policy
+@check("functions/nuclio-version", policy=True)
 def test_nuclio_dashboard_is_the_profiles_version(dashboard, profile):
     label = dashboard.versions().get("dashboard", {}).get("label")
     if label == profile.nuclio.version:
@@ -45,6 +44,7 @@ def test_nuclio_dashboard_is_the_profiles_version(dashboard, profile):
     )
 
 
+@check("functions/nuclio-project-exists")
 def test_nuclio_project_exists(dashboard, profile):
     projects = dashboard.projects()
     if profile.nuclio.project in projects:
@@ -62,11 +62,12 @@ def test_nuclio_project_exists(dashboard, profile):
     )
 
 
+@check("functions/deployed-and-ready")
 def test_function_is_deployed_and_ready(
     expected_function, dashboard, project_functions, profile, depends_on
 ):
     fn = expected_function
-    depends_on(PROJECT_CHECK)
+    depends_on("functions/nuclio-project-exists")
     listed = project_functions()
     entry = listed.get(fn.name)
     if entry is None:
@@ -105,12 +106,13 @@ def _labels(function_entry: dict) -> set[str]:
     return {label["name"] for label in function_entry.get("labels_v2") or []}
 
 
+@check("functions/cvat-lists-detector")
 def test_cvat_lists_the_detector_with_its_labels(
     detector_function, cvat_lambda_functions, project_functions, depends_on
 ):
     """CVAT's /api/lambda/functions is what the bridge and the UI's auto-annotation see."""
     fn = detector_function
-    depends_on(f"{THIS}test_function_is_deployed_and_ready[{fn.name}]")
+    depends_on("functions/deployed-and-ready")
     r = cvat_lambda_functions()
     if r.status_code != 200:
         fail(

@@ -21,13 +21,13 @@ from criobe_verify.fixtures.probe_plan import (
     smokescreen_calls,
 )
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.gateway import platform_of_address
 from criobe_verify.smokescreen import allows, explain, fix_line
 
 pytestmark = [pytest.mark.gateway, pytest.mark.guide("step-8")]
 
-THIS = "tests/test_gateway.py::"
 ROLE = {
     "cvat_server": "every webhook ping",
     "cvat_worker_webhooks": "every webhook event delivery",
@@ -49,6 +49,7 @@ def _fatal_log_line(container) -> str:
     return f"its log says: {fatal[-1].strip()}" if fatal else ""
 
 
+@check("gateway/smokescreen-listening")
 def test_smokescreen_is_listening(
     gateway_container, container_named, smokescreen_opts, gateway_ip, profile, prober
 ):
@@ -94,6 +95,7 @@ def test_smokescreen_is_listening(
     )
 
 
+@check("gateway/bridge-gateway-resolves")
 def test_bridge_gateway_resolves_to_platform_gateway(
     gateway_container, container_named, gateway_ip, profile, prober
 ):
@@ -132,11 +134,11 @@ def test_bridge_gateway_resolves_to_platform_gateway(
     )
 
 
+@check("gateway/bridge-answers-through-smokescreen")
 def test_bridge_answers_through_smokescreen(
     gateway_container, container_named, smokescreen_opts, gateway_ip, profile, prober, depends_on
 ):
-    depends_on(f"{THIS}test_smokescreen_is_listening[{gateway_container}]")
-    depends_on(f"{THIS}test_bridge_gateway_resolves_to_platform_gateway[{gateway_container}]")
+    depends_on("gateway/smokescreen-listening", "gateway/bridge-gateway-resolves")
     g = profile.gateway
     r = prober.run(container_named(gateway_container), *bridge_through_proxy_call(profile))
     if r.get("ok") and r["status"] == 200:
@@ -171,6 +173,7 @@ def test_bridge_answers_through_smokescreen(
     )
 
 
+@check("gateway/smokescreen-refuses-private-address")
 def test_smokescreen_refuses_private_address(
     gateway_container,
     container_named,
@@ -181,7 +184,7 @@ def test_smokescreen_refuses_private_address(
     prober,
     depends_on,
 ):
-    depends_on(f"{THIS}test_smokescreen_is_listening[{gateway_container}]")
+    depends_on("gateway/smokescreen-listening")
     g = profile.gateway
     ip = stack_network_ip(g.private_target)
     url = f"http://{ip}:{g.private_port}/"

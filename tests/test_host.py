@@ -15,6 +15,7 @@ import socket
 import pytest
 from criobe_verify.fixtures.host import COMPOSE_VERSION
 
+from criobe_verify.check import check
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.profile import Port
@@ -33,8 +34,7 @@ def _accepts_connections(port: int) -> bool:
         return False
 
 
-@pytest.mark.guide("prereq")
-@pytest.mark.phase("preinstall", "installed")
+@check("host/docker-engine-answers", guide="prereq", phases=("preinstall", "installed"))
 def test_docker_engine_answers(docker_client, profile):
     server = docker_client.version().get("Version", "?")
     if version_tuple(server) < version_tuple(profile.docker_min_version):
@@ -49,8 +49,7 @@ def test_docker_engine_answers(docker_client, profile):
         )
 
 
-@pytest.mark.guide("prereq")
-@pytest.mark.phase("preinstall", "installed")
+@check("host/compose-v2-available", guide="prereq", phases=("preinstall", "installed"))
 def test_compose_v2_is_available(stack_host, profile):
     cmd = stack_host.run(COMPOSE_VERSION)
     if cmd.rc != 0:
@@ -76,9 +75,9 @@ def test_compose_v2_is_available(stack_host, profile):
         )
 
 
-@pytest.mark.policy
-@pytest.mark.guide("prereq")
-@pytest.mark.phase("preinstall", "installed")
+@check(
+    "host/docker-root-free-disk", guide="prereq", policy=True, phases=("preinstall", "installed")
+)
 def test_docker_root_has_free_disk(docker_client, stack_host, engine_host, profile):
     engine_host.require()  # df on this machine says nothing about a remote engine's disk
     root = docker_client.info().get("DockerRootDir", "/var/lib/docker")
@@ -100,8 +99,7 @@ def test_docker_root_has_free_disk(docker_client, stack_host, engine_host, profi
         )
 
 
-@pytest.mark.guide("prereq")
-@pytest.mark.phase("preinstall")
+@check("host/port-free-before-install", guide="prereq", phases=("preinstall",))
 @pytest.mark.free_before_install
 def test_stack_port_is_free_before_install(stack_port: Port, listeners, engine_host):
     engine_host.require()
@@ -137,7 +135,7 @@ def _published(container, port: int) -> list[dict]:
     return bindings
 
 
-@pytest.mark.guide("step-3")
+@check("host/port-held-by-its-container", guide="step-3")
 def test_stack_port_is_held_by_its_container(
     stack_port: Port, listeners, stack_container, engine_host
 ):

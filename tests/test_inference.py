@@ -29,6 +29,7 @@ from criobe_verify.accuracy import (
     point_errors,
     skeleton_points,
 )
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.overlay import draw_shapes, draw_truth, side_by_side
 from criobe_verify.quadrat import GENERA, lattice_of_elements
@@ -45,7 +46,6 @@ from criobe_verify.shapes import (
 
 pytestmark = [pytest.mark.inference, pytest.mark.guide("step-6")]
 
-THIS = "tests/test_inference.py::"
 ROLE_WHAT = {
     "corners": "the quadrat's 4 corners",
     "grid": "the 117 grid points",
@@ -63,13 +63,10 @@ def answered(expected_function, functions, sample):
     return functions.answer(fn.name, sample.request(fn.role))
 
 
-def _depends(depends_on, check: str, fn) -> None:
-    depends_on(f"{THIS}{check}[{fn.name}]")
-
-
+@check("inference/answers-sample")
 def test_function_answers_the_sample(expected_function, functions, sample, depends_on):
     fn = expected_function
-    depends_on(f"tests/test_functions.py::test_function_is_deployed_and_ready[{fn.name}]")
+    depends_on("functions/deployed-and-ready")
     call = answered(fn, functions, sample)
     if call.status == 200 and call.data is not None:
         return
@@ -130,11 +127,12 @@ def _overlay(fn, data, sample) -> str | None:
     return side_by_side(predicted, truth)
 
 
+@check("inference/output-follows-contract")
 def test_function_output_follows_the_contract(
     expected_function, functions, sample, profile, depends_on, report_image
 ):
     fn = expected_function
-    _depends(depends_on, "test_function_answers_the_sample", fn)
+    depends_on("inference/answers-sample")
     data = answered(fn, functions, sample).data
     picture = _overlay(fn, data, sample)
     if picture:
@@ -214,14 +212,14 @@ def accuracy_problems(fn, data, sample, profile) -> tuple[list[str], str]:
     return [], "no ground truth for this role"
 
 
-@pytest.mark.policy
+@check("inference/accurate-on-sample", policy=True)
 def test_function_is_accurate_on_the_sample(
     measured_function, functions, sample, profile, depends_on, report_note
 ):
     """For the functions whose answer the sample's ground truth can judge (not SAM's
     embedding)."""
     fn = measured_function
-    _depends(depends_on, "test_function_output_follows_the_contract", fn)
+    depends_on("inference/output-follows-contract")
     if not _meaningful(sample, profile):
         pytest.skip(
             "the synthetic sample says nothing about real models' accuracy: pass "
@@ -310,16 +308,16 @@ def golden_drift(fn, now: dict, golden: dict, tolerance_px: float, iou_min: floa
     return [f"embedding channel means moved by up to {diff:.4f}"] if diff > 0.01 else []
 
 
-@pytest.mark.policy
+@check("inference/matches-golden", policy=True)
 def test_function_output_matches_its_golden(
     expected_function, functions, sample, profile, depends_on, pytestconfig
 ):
     fn = expected_function
-    _depends(depends_on, "test_function_output_follows_the_contract", fn)
+    depends_on("inference/output-follows-contract")
     # An inaccurate answer is the accuracy check's finding, not also a drift; where accuracy
     # cannot be judged (a real model on the synthetic sample) the golden still runs.
     if fn.role != "interactor":
-        depends_on(f"{THIS}test_function_is_accurate_on_the_sample[{fn.name}]", unless_skipped=True)
+        depends_on("inference/accurate-on-sample", unless_skipped=True)
     if not sample.synthetic:
         pytest.skip("golden answers are recorded on the committed sample only")
     now = golden_digest(fn, answered(fn, functions, sample).data, profile)
@@ -377,14 +375,15 @@ def _cvat_kept(raw: list, project_labels: dict[str, dict]) -> list:
     return kept
 
 
+@check("inference/cvat-keeps-answer")
 def test_cvat_keeps_what_the_function_returned(
     detector_function, functions, sample, cvat_scratch, cvat_api, depends_on
 ):
     """One online call through CVAT's lambda API (POST /api/lambda/functions/<id>) on a task
     holding the same image: CVAT passes the function's answer on, filtered as documented."""
     fn = detector_function
-    _depends(depends_on, "test_function_output_follows_the_contract", fn)
-    depends_on(f"tests/test_functions.py::test_cvat_lists_the_detector_with_its_labels[{fn.name}]")
+    depends_on("inference/output-follows-contract")
+    depends_on("functions/cvat-lists-detector")
     raw = answered(fn, functions, sample).data
     project = cvat_scratch.criobe_project(fn.role)
     task, _ = cvat_scratch.task_with_one_job(

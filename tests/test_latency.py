@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 
 pytestmark = [pytest.mark.latency, pytest.mark.guide("step-6")]
@@ -29,7 +30,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-@pytest.mark.policy
+@check("latency/within-budget", policy=True)
 def test_function_latency_is_within_budget(
     expected_function,
     functions,
@@ -41,7 +42,7 @@ def test_function_latency_is_within_budget(
     request,
 ):
     fn = expected_function
-    depends_on(f"tests/test_inference.py::test_function_answers_the_sample[{fn.name}]")
+    depends_on("inference/answers-sample")
     if functions.dashboard.function(fn.name) is None and fn.optional:
         pytest.skip(f"{fn.name}: optional in the profile and not deployed")
     hardware = pytestconfig.getoption("--budgets") or profile.latency.budgets

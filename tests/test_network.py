@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import pytest
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.probes import ProbeUnavailable
 from criobe_verify.snapshot import display_name
 
 pytestmark = [pytest.mark.network, pytest.mark.guide("step-3")]
 
-THIS = "tests/test_network.py::"
-NETWORK_CHECK = f"{THIS}test_stack_network_exists"
-
 
 def _networks(container) -> dict:
     return container.attrs["NetworkSettings"].get("Networks") or {}
 
 
+@check("network/stack-network-exists")
 def test_stack_network_exists(stack_snapshot, profile):
     network = stack_snapshot.network(profile.network)
     if network is None:
@@ -47,9 +46,10 @@ def test_stack_network_exists(stack_snapshot, profile):
         fail(Diagnosis(f"network {profile.network}", f"driver {driver!r}", expected="'bridge'"))
 
 
+@check("network/on-stack-network")
 def test_container_is_on_stack_network(networked_container, stack_container, profile, depends_on):
     name, _optional = networked_container
-    depends_on(NETWORK_CHECK)
+    depends_on("network/stack-network-exists")
     c = stack_container(name)
     if c is None:
         pytest.skip(f"{name}: no such container (see the containers layer)")
@@ -73,9 +73,10 @@ def test_container_is_on_stack_network(networked_container, stack_container, pro
     )
 
 
+@check("network/alias-set")
 def test_network_alias_is_set(aliased_container, stack_container, profile, depends_on):
     spec = aliased_container
-    depends_on(NETWORK_CHECK)
+    depends_on("network/stack-network-exists")
     c = stack_container(spec.name)
     if c is None:
         pytest.skip(f"{spec.name}: no such container (see the containers layer)")
@@ -104,10 +105,11 @@ def test_network_alias_is_set(aliased_container, stack_container, profile, depen
     )
 
 
+@check("network/resolves-stack-names")
 def test_container_resolves_stack_names(
     dns_probe, stack_container, stack_snapshot, prober, profile, depends_on
 ):
-    depends_on(NETWORK_CHECK)
+    depends_on("network/stack-network-exists")
     source = stack_container(dns_probe.source)
     if source is None:
         pytest.skip(f"{dns_probe.source}: no such container (see the containers layer)")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from criobe_verify.fixtures.probe_plan import bridge_at_gateway_call
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.http import http_client
 from criobe_verify.profile import Port
@@ -45,7 +46,7 @@ def _request(who: str, url: str, method: str = "GET", **kwargs) -> httpx.Respons
     )
 
 
-@pytest.mark.guide("step-5")
+@check("ports/cvat-ui-answers-head", guide="step-5")
 def test_cvat_ui_answers_head_through_traefik(profile):
     r = _request(
         "traefik (:8080)", f"{profile.cvat_url}/", "HEAD", headers={"Host": profile.cvat_host}
@@ -69,7 +70,7 @@ def test_cvat_ui_answers_head_through_traefik(profile):
     )
 
 
-@pytest.mark.guide("post-install")
+@check("ports/cvat-api-answers-about", guide="post-install")
 def test_cvat_api_answers_about_through_traefik(profile, report_note):
     report_note(
         "The guide's check greps the about answer for 'CVAT'; the real name is "
@@ -98,7 +99,7 @@ def test_cvat_api_answers_about_through_traefik(profile, report_note):
     )
 
 
-@pytest.mark.guide("post-install")
+@check("ports/nuclio-dashboard-answers", guide="post-install")
 def test_nuclio_dashboard_answers_api_versions(profile, report_note):
     report_note(
         "The guide probes /api/healthz, which Nuclio 1.13 does not serve (its /live and "
@@ -124,7 +125,7 @@ def test_nuclio_dashboard_answers_api_versions(profile, report_note):
     )
 
 
-@pytest.mark.guide("step-7", "post-install")
+@check("ports/bridge-answers-health", guide=("step-7", "post-install"))
 def test_bridge_answers_health(profile):
     url = f"{profile.bridge_url}/health"
     r = _request("bridge (:8000)", url)
@@ -155,7 +156,7 @@ def _bindings(container) -> list[str]:
     ]
 
 
-@pytest.mark.guide("step-8")
+@check("ports/bridge-reachable-at-docker-gateway", guide="step-8")
 def test_bridge_port_is_reachable_at_docker_gateway(profile, gateway_ip, container_named, prober):
     """From inside cvat_server, straight to the gateway (no Smokescreen): the leg of a
     webhook's path that the bridge's port binding decides."""
@@ -234,8 +235,7 @@ def _host_network_offender(container, port: int) -> str | None:
     return None
 
 
-@pytest.mark.policy
-@pytest.mark.guide("prereq", "step-3")
+@check("ports/internal-port-not-public", guide=("prereq", "step-3"), policy=True)
 def test_internal_port_is_not_published_on_public_interface(
     internal_port, stack_snapshot, listeners, engine_host, stack_host
 ):
@@ -291,8 +291,7 @@ def _container_of(stack_host, process: str, by_id: dict[str, str]) -> str | None
     return None
 
 
-@pytest.mark.policy
-@pytest.mark.guide("step-3")
+@check("ports/public-port-on-all-interfaces", guide="step-3", policy=True)
 def test_public_port_is_published_on_all_interfaces(public_port: Port, stack_container):
     """The profile says lab members reach this port from their machines."""
     c = stack_container(public_port.container)

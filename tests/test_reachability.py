@@ -19,6 +19,7 @@ from criobe_verify.fixtures.probe_plan import (
     function_from_cvat_call,
 )
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 
 pytestmark = pytest.mark.reachability
@@ -29,13 +30,11 @@ def _deployed(dashboard, fn) -> dict:
     if entry is None:
         if fn.optional:
             pytest.skip(f"{fn.name}: optional in the profile and not deployed")
-        pytest.skip(
-            f"depends on tests/test_functions.py::test_function_is_deployed_and_ready[{fn.name}]"
-        )
+        pytest.skip(f"depends on functions/deployed-and-ready[{fn.name}]")
     return entry
 
 
-@pytest.mark.guide("step-7")
+@check("reachability/bridge-reaches-dashboard", guide="step-7")
 def test_bridge_reaches_the_nuclio_dashboard(bridge_env, container_named, prober):
     host = bridge_env.get("NUCLIO_HOST") or "nuclio"
     port = bridge_env.get("NUCLIO_PORT") or "8070"
@@ -58,7 +57,7 @@ def test_bridge_reaches_the_nuclio_dashboard(bridge_env, container_named, prober
     )
 
 
-@pytest.mark.guide("step-7")
+@check("reachability/bridge-reaches-function", guide="step-7")
 def test_bridge_reaches_the_function(expected_function, dashboard, container_named, prober):
     fn = expected_function
     _deployed(dashboard, fn)
@@ -79,7 +78,7 @@ def test_bridge_reaches_the_function(expected_function, dashboard, container_nam
     )
 
 
-@pytest.mark.guide("step-6")
+@check("reachability/cvat-reaches-function", guide="step-6")
 def test_cvat_reaches_the_function_as_its_lambda_manager_does(
     cvat_to_function, dashboard, container_named, prober
 ):

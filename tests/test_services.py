@@ -15,10 +15,11 @@ import time
 
 import httpx
 import pytest
-from criobe_verify.fixtures.cvat import LOGIN_TEST, cvat_client
+from criobe_verify.fixtures.cvat import LOGIN_CHECK, cvat_client
 from criobe_verify.fixtures.probe_plan import SDK_CALL, cvat_url_call
 from packaging import version as pv
 
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.probes import ProbeUnavailable
 from criobe_verify.waiting import WaitTimeout, wait_until
@@ -44,8 +45,7 @@ def _health(profile) -> tuple[int, dict]:
     return r.status_code, checks if isinstance(checks, dict) else {}
 
 
-@pytest.mark.policy
-@pytest.mark.guide("post-install")
+@check("services/cvat-version", guide="post-install", policy=True)
 def test_cvat_reports_the_profiles_version(profile):
     about = _about(profile)
     if about.get("version") == profile.cvat_version:
@@ -63,7 +63,7 @@ def test_cvat_reports_the_profiles_version(profile):
     )
 
 
-@pytest.mark.guide("post-install")
+@check("services/cvat-health-working", guide="post-install")
 def test_cvat_health_reports_every_backend_working(profile):
     status, checks = _health(profile)
     broken = {k: v for k, v in checks.items() if v != "working"}
@@ -92,7 +92,7 @@ def test_cvat_health_reports_every_backend_working(profile):
     )
 
 
-@pytest.mark.guide("step-2", "step-4")
+@check("services/cvat-accepts-bridge-credentials", guide=("step-2", "step-4"))
 def test_cvat_accepts_the_bridge_credentials(profile, bridge_credentials, bridge_login):
     r = bridge_login
     c = bridge_credentials
@@ -131,11 +131,11 @@ def test_cvat_accepts_the_bridge_credentials(profile, bridge_credentials, bridge
     )
 
 
-@pytest.mark.guide("step-4")
+@check("services/bridge-user-is-admin", guide="step-4")
 def test_bridge_user_is_a_cvat_admin(cvat_api, depends_on):
     """CVAT's permissions read the user's groups: is_staff or is_superuser alone grant
     nothing there; membership of the `admin` group does."""
-    depends_on(LOGIN_TEST)
+    depends_on(LOGIN_CHECK)
     me = cvat_api.get("/api/users/self").json()
     groups = me.get("groups") or []
     if "admin" in groups:
@@ -156,7 +156,7 @@ def test_bridge_user_is_a_cvat_admin(cvat_api, depends_on):
     )
 
 
-@pytest.mark.guide("step-7")
+@check("services/bridge-cvat-sdk-supports-server", guide="step-7")
 def test_bridge_cvat_sdk_supports_the_server_version(profile, container_named, prober):
     """The client that talks to CVAT is the bridge's own cvat-sdk, not the suite's."""
     try:
@@ -192,7 +192,7 @@ def test_bridge_cvat_sdk_supports_the_server_version(profile, container_named, p
     )
 
 
-@pytest.mark.guide("step-2", "step-7")
+@check("services/bridge-cvat-url-accepted", guide=("step-2", "step-7"))
 def test_bridge_cvat_url_is_accepted_by_cvat(bridge_env, container_named, prober):
     url = bridge_env.get("CVAT_URL")
     if not url:
@@ -228,13 +228,13 @@ def test_bridge_cvat_url_is_accepted_by_cvat(bridge_env, container_named, prober
     )
 
 
-@pytest.mark.guide("post-install")
+@check("services/webhooks-worker-takes-jobs", guide="post-install")
 def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
     cvat_api, cvat_scratch, profile, container_named, prober, depends_on
 ):
     """A job really enqueued on `webhooks` and really consumed: an event's delivery record
     exists only once cvat_worker_webhooks ran the job (whatever the target answered)."""
-    depends_on(LOGIN_TEST)
+    depends_on(LOGIN_CHECK)
     g = profile.gateway
     project = cvat_scratch.project()
     webhook = cvat_scratch.webhook(
@@ -281,8 +281,7 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
     )
 
 
-@pytest.mark.policy
-@pytest.mark.guide("step-2")
+@check("services/bridge-log-hides-secrets", guide="step-2", policy=True)
 def test_bridge_log_does_not_show_its_secrets(container_named, bridge_credentials, bridge_env):
     """Whoever can read `docker logs bridge` (or a log shipper) must not learn the CVAT admin
     password or the webhook secret. The whole log is scanned, as a stream."""

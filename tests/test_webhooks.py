@@ -23,13 +23,12 @@ import secrets
 import pytest
 
 from criobe_verify.bridge_hooks import BridgeHook
+from criobe_verify.check import check
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.webhooks
 
-THIS = "tests/test_webhooks.py::"
-PING_TEST = f"{THIS}test_webhook_ping_reaches_the_bridge"
 SMOKESCREEN_STATUSES = {407: "Smokescreen refused it", 502: "Smokescreen could not connect",
                         504: "Smokescreen timed out"}  # fmt: skip
 
@@ -96,7 +95,7 @@ def _not_the_bridge(delivery: dict, direct: dict, sender: str, path: str) -> Dia
     )
 
 
-@pytest.mark.guide("post-install")
+@check("webhooks/ping-reaches-bridge", guide="post-install")
 def test_webhook_ping_reaches_the_bridge(cvat_api, bridge_webhook, bridge_direct_answer):
     _, webhook = bridge_webhook
     delivery = _ping(cvat_api, webhook)
@@ -104,13 +103,13 @@ def test_webhook_ping_reaches_the_bridge(cvat_api, bridge_webhook, bridge_direct
         fail(_not_the_bridge(delivery, bridge_direct_answer, "cvat_server", webhook["target_url"]))
 
 
-@pytest.mark.guide("post-install")
+@check("webhooks/ping-shows-200", guide="post-install")
 def test_webhook_ping_shows_200_as_the_guide_expects(
     cvat_api, bridge_webhook, profile, report_note, depends_on
 ):
     """The guide's own check: the ping of a webhook on /health shows 200. Whether the real
     bridge's /health accepts POST is unknown; the profile says whether a 405 fails."""
-    depends_on(PING_TEST)
+    depends_on("webhooks/ping-reaches-bridge")
     _, webhook = bridge_webhook
     ping = _ping(cvat_api, webhook)
     status = ping["status_code"]
@@ -138,7 +137,7 @@ def test_webhook_ping_shows_200_as_the_guide_expects(
     )
 
 
-@pytest.mark.guide("post-install")
+@check("webhooks/job-update-delivered", guide="post-install")
 def test_job_update_event_is_delivered_to_the_bridge(
     cvat_api, cvat_scratch, bridge_webhook, bridge_direct_answer
 ):
@@ -199,11 +198,11 @@ def test_job_update_event_is_delivered_to_the_bridge(
     fail(diagnosis)
 
 
-@pytest.mark.guide("step-2", "post-install")
+@check("webhooks/signed-delivery-verifies", guide=("step-2", "post-install"))
 def test_signed_delivery_verifies_against_the_raw_body(
     cvat_api, cvat_scratch, webhook_receiver, profile, depends_on
 ):
-    depends_on(PING_TEST)
+    depends_on("webhooks/ping-reaches-bridge")
     project = cvat_scratch.project()
     secret = secrets.token_hex(16)
     target = f"http://{profile.gateway.hostname}:{webhook_receiver.port}/criobe-verify-hook"
@@ -268,7 +267,7 @@ def _none_yet(report_note) -> None:
     )
 
 
-@pytest.mark.guide("post-install")
+@check("webhooks/lab-webhooks-name-existing-targets", guide="post-install")
 def test_lab_webhooks_name_existing_projects_and_functions(
     cvat_api, cvat_lambda_functions, lab_webhooks, report_note
 ):
@@ -304,7 +303,7 @@ def test_lab_webhooks_name_existing_projects_and_functions(
         )
 
 
-@pytest.mark.guide("post-install")
+@check("webhooks/lab-webhooks-deliveries-200", guide="post-install")
 def test_lab_webhooks_newest_deliveries_were_answered_200(
     cvat_api, cvat_scratch, lab_webhooks, report_note
 ):

@@ -69,6 +69,23 @@ def wait_until(
         time.sleep(interval)
 
 
+def wait_at_most(
+    probe: Callable[[], tuple[bool, str]], *, timeout: float, what: str, interval: float = 1.0
+) -> bool:
+    """wait_until for a state that may rightly be undecided at the bound (a health check
+    still 'starting', a program supervisord still retries): True once ready, False at the
+    bound, never raises; the caller's diagnosis shows the undecided state.
+
+    >>> wait_at_most(lambda: (False, "starting"), timeout=0, what="nothing")
+    False
+    """
+    try:
+        wait_until(probe, timeout=timeout, what=what, interval=interval)
+    except WaitTimeout:
+        return False
+    return True
+
+
 class WaitStrategy:
     """Reports (ready, status); `name` says what is waited for."""
 

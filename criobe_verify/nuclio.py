@@ -15,7 +15,7 @@ files say `cvat`) is replaced by it, as nuctl's `-n` does.
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import httpx
 import yaml
 
 from criobe_verify.http import http_client
-from criobe_verify.waiting import WaitFailed, WaitTimeout
+from criobe_verify.waiting import WaitFailed, WaitStrategy, wait_for
 
 log = logging.getLogger("criobe_verify")
 
@@ -124,29 +124,35 @@ class Dashboard:
 
     def wait_ready(self, names: list[str], timeout: float, log_every: float = 10) -> None:
         """Until every function is `ready`; an `error` state fails at once with its message."""
-        start = last = time.monotonic()
-        while True:
-            states = {}
-            for name in names:
-                f = self.function(name)
-                state = ((f or {}).get("status") or {}).get("state", "absent")
-                if state == "error":
-                    message = (f.get("status") or {}).get("message", "")
-                    raise WaitFailed(f"nuclio: function {name} failed to deploy: {message[:500]}")
-                states[name] = state
-            waiting = {n: s for n, s in states.items() if s != "ready"}
-            if not waiting:
-                return
-            now = time.monotonic()
-            if now - start > timeout:
-                raise WaitTimeout(
-                    f"nuclio: functions not ready after {timeout:.0f} s: "
-                    + ", ".join(f"{n} {s}" for n, s in waiting.items())
-                )
-            if now - last >= log_every:
-                log.warning("waiting for functions (%.0f s): %s", now - start, waiting)
-                last = now
-            time.sleep(1)
+        wait_for(
+            FunctionsReady(self, names),
+            timeout=timeout,
+            what="nuclio: functions",
+            log_every=log_every,
+        )
 
     def close(self) -> None:
         self.client.close()
+
+
+@dataclass
+class FunctionsReady(WaitStrategy):
+    """Every named function `ready` on the dashboard; one in `error` fails the wait at once
+    with the dashboard's message (redeploying will not come by waiting)."""
+
+    dashboard: Dashboard
+    names: list[str]
+    name: str = "functions"
+
+    def check(self) -> tuple[bool, str]:
+        waiting = {}
+        for name in self.names:
+            status = ((self.dashboard.function(name) or {}).get("status")) or {}
+            state = status.get("state", "absent")
+            if state == "error":
+                raise WaitFailed(
+                    f"nuclio: function {name} failed to deploy: {status.get('message', '')[:500]}"
+                )
+            if state != "ready":
+                waiting[name] = state
+        return not waiting, ", ".join(f"{n} {s}" for n, s in waiting.items()) or "all ready"

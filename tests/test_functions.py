@@ -11,138 +11,43 @@ are checked like the others.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from criobe_verify.check import check
-from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.diagnosis import expect
 
 pytestmark = [pytest.mark.functions, pytest.mark.guide("step-6")]
 
-DEPLOY_FIX = (
-    "nuctl deploy --project-name cvat --path ./serverless/<...>/nuclio/ --platform local "
-    "(or import its function.yaml in the dashboard, project cvat)"
-)
-
 
 @check("functions/nuclio-version", policy=True)
-def test_nuclio_dashboard_is_the_profiles_version(dashboard, profile):
-    label = dashboard.versions().get("dashboard", {}).get("label")
-    if label == profile.nuclio.version:
-        return
-    fail(
-        Diagnosis(
-            "nuclio",
-            f"the dashboard reports version {label!r}",
-            expected=f"{profile.nuclio.version!r} (profile {profile.name})",
-            consequence="functions were verified with another Nuclio; nuctl must match the "
-            "dashboard's version exactly",
-            fix="image quay.io/nuclio/dashboard:1.13.0-amd64 in "
-            "components/serverless/docker-compose.serverless.yml, or update the profile",
-        )
-    )
+def test_nuclio_dashboard_is_the_profiles_version(nuclio):
+    expect(nuclio.version == nuclio.expected_version, nuclio.why_other_version)
 
 
 @check("functions/nuclio-project-exists")
-def test_nuclio_project_exists(dashboard, profile):
-    projects = dashboard.projects()
-    if profile.nuclio.project in projects:
-        return
-    fail(
-        Diagnosis(
-            "nuclio",
-            f"has no project {profile.nuclio.project!r}",
-            observed=f"projects: {sorted(projects) or 'none'}",
-            expected=f"project {profile.nuclio.project!r}",
-            consequence="CVAT lists only that project's functions, and nuctl deploy into a "
-            "missing project fails with 'Project does not exist'",
-            fix=f"nuctl create project {profile.nuclio.project} --platform local",
-        )
-    )
+def test_nuclio_project_exists(nuclio):
+    expect(nuclio.project_exists, nuclio.why_no_project)
 
 
 @check("functions/deployed-and-ready")
-def test_function_is_deployed_and_ready(
-    expected_function, dashboard, project_functions, profile, depends_on
-):
-    fn = expected_function
+def test_function_is_deployed_and_ready(expected_function, nuclio, depends_on):
     depends_on("functions/nuclio-project-exists")
-    listed = project_functions()
-    entry = listed.get(fn.name)
-    if entry is None:
-        if fn.optional:
-            pytest.skip(f"{fn.name}: optional in profile {profile.name} and not deployed")
-        anywhere = dashboard.function(fn.name)
-        project = ((anywhere or {}).get("metadata", {}).get("labels") or {}).get(
-            "nuclio.io/project-name"
-        )
-        fail(
-            Diagnosis(
-                "nuclio",
-                f"function {fn.name} is not deployed in project {profile.nuclio.project!r}",
-                observed=f"deployed in project {project!r}" if anywhere else "not deployed",
-                expected=f"{fn.name} in project {profile.nuclio.project!r}",
-                consequence=f"CVAT and the bridge cannot call {fn.name} ({fn.role})",
-                fix=DEPLOY_FIX,
-            )
-        )
-    status = entry.get("status") or {}
-    if status.get("state") == "ready" and status.get("httpPort"):
-        return
-    fail(
-        Diagnosis(
-            "nuclio",
-            f"function {fn.name} is {status.get('state')!r}",
-            observed=(status.get("message") or "")[:300] or f"httpPort {status.get('httpPort')}",
-            expected="'ready' with an httpPort",
-            consequence=f"calls to {fn.name} fail",
-            fix=f"docker logs nuclio-nuclio-{fn.name}; redeploy it ({DEPLOY_FIX})",
-        )
-    )
-
-
-def _labels(function_entry: dict) -> set[str]:
-    return {label["name"] for label in function_entry.get("labels_v2") or []}
+    fn = nuclio.function(expected_function)
+    if expected_function.optional and not fn.deployed:
+        pytest.skip(f"{fn.fn.name}: optional in profile {nuclio.profile.name} and not deployed")
+    expect(fn.deployed, fn.why_not_deployed)
+    expect(fn.ready, fn.why_not_ready)
 
 
 @check("functions/cvat-lists-detector")
 def test_cvat_lists_the_detector_with_its_labels(
-    detector_function, cvat_lambda_functions, project_functions, depends_on
+    detector_function, nuclio, cvat_listing, depends_on
 ):
     """CVAT's /api/lambda/functions is what the bridge and the UI's auto-annotation see."""
-    fn = detector_function
     depends_on("functions/deployed-and-ready")
-    r = cvat_lambda_functions()
-    if r.status_code != 200:
-        fail(
-            Diagnosis(
-                "cvat_server",
-                f"GET /api/lambda/functions answered {r.status_code}",
-                observed=r.text[:300],
-                expected="200 with the dashboard's functions",
-                consequence="automatic annotation is unavailable in CVAT",
-                fix="check CVAT_SERVERLESS and that cvat_server reaches nuclio:8070 "
-                "(components/serverless/docker-compose.serverless.yml)",
-            )
-        )
-    listed = {f["id"]: f for f in r.json()}
-    deployed = project_functions().get(fn.name) or {}
-    spec = json.loads(((deployed.get("metadata") or {}).get("annotations") or {}).get("spec", "[]"))
-    wanted = {label["name"] for label in spec}
-    entry = listed.get(fn.name)
-    if entry is not None and _labels(entry) == wanted and wanted:
-        return
-    fail(
-        Diagnosis(
-            "cvat_server",
-            "/api/lambda/functions "
-            + ("does not list" if entry is None else f"lists {fn.name} with labels")
-            + (f" {fn.name}" if entry is None else f" {sorted(_labels(entry))}"),
-            observed=f"listed: {sorted(listed)}",
-            expected=f"{fn.name} with labels {sorted(wanted)}",
-            consequence="CVAT cannot map the function's labels onto the project's, so its "
-            "predictions are dropped",
-            fix="metadata.annotations.type and spec in the function's function.yaml",
-        )
+    listing, wanted = cvat_listing(), nuclio.function(detector_function).spec_labels
+    expect(listing.ok, listing.why_failed)
+    listed = listing.labels(detector_function.name)
+    expect(
+        wanted and listed == wanted, lambda: listing.why_not_listed(detector_function.name, wanted)
     )

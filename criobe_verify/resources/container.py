@@ -303,6 +303,16 @@ class Containers:
             name, self.snapshot.find(name), self.profile, self._optional.get(name, False)
         )
 
+    def existing(self, name: str) -> StackContainer:
+        """The container, or a skip naming it when it does not exist: the containers layer
+        has reported that already."""
+        found = self[name]
+        if not found.exists:
+            import pytest
+
+            pytest.skip(f"{name}: no such container (see the containers layer)")
+        return found
+
     def other_health_failures(self) -> list[StackContainer]:
         """Containers whose image brings a health check the profile does not list (those
         and the functions' have a check of their own), failing it."""

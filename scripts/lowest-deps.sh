@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Proves pyproject.toml's lower bounds: a fresh .venv-lowest with every direct dependency (the dev
 # extra included) at the lowest release its range allows, then the unit selftests there (the
-# same step as in scripts/selftest.sh; no Docker). The transitive dependencies come out newest,
-# as they would in a lab's environment that meets our minimums. Prints the seconds it took.
+# markers of scripts/selftest.sh's unit step; no Docker). The transitive dependencies come out
+# newest, as in a lab's environment that meets our minimums. Prints the seconds it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/uv-version.sh
 venv=.venv-lowest
+# The markers of selftest.sh's own unit step, read from it, so that both run the same tests.
+markers=$(sed -n '/^step "unit selftests"/,/^step /s/.* -m "\([^"]*\)".*/\1/p' scripts/selftest.sh)
+if [ -z "$markers" ]; then
+  echo '[lowest-deps] no step "unit selftests" with -m "..." in scripts/selftest.sh' >&2
+  exit 2
+fi
 
 t0=$EPOCHREALTIME
 # --clear: each run proves the bounds from nothing, not on what an earlier run left.
@@ -47,8 +53,7 @@ t1=$EPOCHREALTIME
 
 status=0
 "$venv/bin/python" -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
-  -m "not twin and not twin_preinstall and not twin_images and not nuclio_twin and not lambda_twin" \
-  -q || status=$?
+  -m "$markers" -q || status=$?
 t2=$EPOCHREALTIME
 
 awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {

@@ -83,11 +83,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--stack-dir", default=None, help="CRIOBE checkout for --stack up")
     group.addoption(
-        "--keep-up", action="store_true", help="leave a stack the suite started running"
+        "--keep-up",
+        action="store_true",
+        default=False,  # explicit: before pytest 9.1 a store_true's default read None
+        help="leave a stack the suite started running",
     )
     group.addoption(
         "--reuse-running",
         action="store_true",
+        default=False,
         help="--stack up: use a compose project that is already running as it is (only what "
         "the suite starts is stopped afterwards); without it the suite refuses to take it over",
     )
@@ -142,6 +146,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--update-golden",
         action="store_true",
+        default=False,
         help="record the functions' answers on the sample as the golden baseline",
     )
     group.addoption(

@@ -99,3 +99,23 @@ def test_cli_names_a_missing_relative_profile_with_the_callers_folder(tmp_path: 
     assert f"{tmp_path / 'nope.toml'}" in proc.stderr or "nope.toml: no such profile file" in (
         proc.stderr
     ), proc.stderr
+
+
+def test_every_package_of_the_suite_is_in_the_wheel():
+    """pyproject.toml lists the packages explicitly (fixtures/ and tests/ are mapped into
+    criobe_verify): a new subpackage left out would be missing from the installed tool."""
+    import tomllib
+
+    from selftests import PROJECT_ROOT
+
+    listed = set(
+        tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    found = {
+        "criobe_verify." + ".".join(p.parent.relative_to(PROJECT_ROOT / "criobe_verify").parts)
+        for p in (PROJECT_ROOT / "criobe_verify").rglob("__init__.py")
+    }
+    found = {name.rstrip(".") for name in found}
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"

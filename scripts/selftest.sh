@@ -26,6 +26,9 @@ step "unit selftests"
 .venv/bin/python -m pytest -p no:cacheprovider selftests criobe_verify --doctest-modules \
   -m "not twin and not twin_preinstall and not twin_images and not nuclio_twin and not lambda_twin and not wheel" -q
 
+step "unit selftests on the lowest release of every dependency's range (.venv-lowest)"
+bash scripts/lowest-deps.sh
+
 step "the wheel: built from this checkout, installed in a clean venv beside PyPI's fixtures"
 bash scripts/wheel-venv.sh .venv-wheel
 .venv/bin/python -m pytest -p no:cacheprovider selftests/test_wheel.py -m wheel -q

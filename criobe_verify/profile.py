@@ -164,6 +164,18 @@ class Stability:
 
 
 @dataclass(frozen=True)
+class ApiClient:
+    """A program of the stack that drives the Docker engine with an API version of its own:
+    an engine whose minimum API version is above it refuses it ("client version 1.42 is too
+    old")."""
+
+    name: str
+    api_version: str
+    source: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
@@ -196,6 +208,8 @@ class Profile:
     stability: Stability = field(default_factory=Stability)
     # The container whose image lends python3 to probes of containers without it.
     probe_image_from: str = "cvat_server"
+    # The stack's programs that drive the engine, with the API version each speaks.
+    docker_api_clients: tuple[ApiClient, ...] = ()
 
     @property
     def golden_dir(self) -> Path:
@@ -293,6 +307,17 @@ def _version(reader: _Reader, key: str) -> str:
     if not all(p.isdigit() for p in parts):
         raise reader.fail(key, "a version such as '20.10'", value)
     return value
+
+
+def _api_client(reader: _Reader) -> ApiClient:
+    client = ApiClient(
+        name=reader.get("name", str, "the program's name"),
+        api_version=_version(reader, "api_version"),
+        source=reader.get("source", str, "where the version comes from", ""),
+        fix=reader.get("fix", str, "how to get a newer client", ""),
+    )
+    reader.reject_unknown()
+    return client
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -535,6 +560,7 @@ def load_profile(path: str | Path) -> Profile:
         disk_free_gb_min=float(host.get("disk_free_gb_min", (int, float), "a number of GB")),
         docker_min_version=_version(host, "docker_min_version"),
         compose_min_version=_version(host, "compose_min_version"),
+        docker_api_clients=tuple(_api_client(c) for c in host.tables("docker_api_clients", [])),
         containers=tuple(containers),
         ports=tuple(ports),
         internal_ports=tuple(internal),

@@ -640,6 +640,20 @@ FAULTS: list[Fault] = [
         fails={"host/docker-root-free-disk": ("GB free", "≥ 100000 GB")},
     ),
     Fault(
+        id="engine-floor-above-a-clients-api",
+        what="a stack client speaking an API older than this engine's minimum (Debian's 20.10 "
+        "accepts 1.12 and up, and its floor cannot be raised here: the profile says the Nuclio "
+        "dashboard speaks 1.11; Docker 29's 1.44 against 1.42 is proven on its recorded "
+        "/version in selftests/test_engine_api_floor.py)",
+        profile_edit=lambda t: t.replace('api_version = "1.42"', 'api_version = "1.11"'),
+        fails={
+            "host/engine-accepts-the-stacks-clients": (
+                "refuses API versions below 1.12",
+                "Nuclio 1.13.0 dashboard (its docker CLI 23.0.1) speaks API 1.11",
+            )
+        },
+    ),
+    Fault(
         id="traefik-ports-unpublished",
         what="traefik publishes 8081 instead of 8080 and not 8090",
         inject=_recreate("traefik", '  traefik:\n    ports: !override ["127.0.0.1:8081:8080"]\n'),

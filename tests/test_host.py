@@ -24,6 +24,13 @@ def test_docker_engine_answers(engine):
     expect(engine.recent_enough, engine.why_too_old)
 
 
+@check("host/engine-accepts-the-stacks-clients", guide="prereq", phases=("preinstall", "installed"))
+def test_engine_accepts_the_api_versions_of_the_stacks_clients(engine):
+    """Docker 29 refuses clients older than API 1.44: Nuclio 1.13.0's dashboard speaks 1.42,
+    Traefik v2.10's docker provider 1.24 (the profile's [[host.docker_api_clients]])."""
+    expect(not engine.clients_refused(), engine.why_clients_refused)
+
+
 @check("host/compose-v2-available", guide="prereq", phases=("preinstall", "installed"))
 def test_compose_v2_is_available(compose):
     expect(compose.answers, compose.why_missing)

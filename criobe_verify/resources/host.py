@@ -24,12 +24,59 @@ DOCKER_HELPERS = ("docker-proxy", "dockerd", "rootlesskit", "com.docker.backend"
 
 @dataclass(frozen=True)
 class Engine:
+    """The Docker engine as `docker version` (GET /version) describes it.
+
+    >>> import json
+    >>> from criobe_verify.paths import PROFILES_DIR
+    >>> from criobe_verify.profile import load_profile
+    >>> docker29 = {"Version": "29.0.0", "ApiVersion": "1.52", "MinAPIVersion": "1.44"}
+    >>> engine = Engine.of(docker29, load_profile(PROFILES_DIR / "criobe.toml"))
+    >>> [c.api_version for c in engine.clients_refused()]
+    ['1.42', '1.24']
+    """
+
     version: str
     profile: Profile
+    api_version: str = ""
+    min_api_version: str = ""
+
+    @classmethod
+    def of(cls, answer: dict[str, Any], profile: Profile) -> Engine:
+        return cls(
+            answer.get("Version", "?"),
+            profile,
+            answer.get("ApiVersion", ""),
+            answer.get("MinAPIVersion", ""),
+        )
 
     @property
     def recent_enough(self) -> bool:
         return version_tuple(self.version) >= version_tuple(self.profile.docker_min_version)
+
+    def clients_refused(self) -> list:
+        """The stack's programs whose Docker API version is below the engine's minimum."""
+        if not self.min_api_version:
+            return []
+        floor = version_tuple(self.min_api_version)
+        return [c for c in self.profile.docker_api_clients if version_tuple(c.api_version) < floor]
+
+    def why_clients_refused(self) -> list[Diagnosis]:
+        return [
+            Diagnosis(
+                "Docker engine",
+                f"{self.version} refuses API versions below {self.min_api_version}",
+                observed=f"{client.name} speaks API {client.api_version}",
+                why=client.source,
+                expected=f"a minimum API version ≤ {client.api_version}",
+                consequence=f'{client.name} gets "client version {client.api_version} is too '
+                "old\": functions cannot be deployed, listed or restarted (Nuclio), or CVAT's "
+                "routes disappear (Traefik)",
+                fix=client.fix
+                or f"a newer {client.name}, or an engine that still accepts "
+                f"API {client.api_version}",
+            )
+            for client in self.clients_refused()
+        ]
 
     def why_too_old(self) -> Diagnosis:
         return Diagnosis(

@@ -18,6 +18,7 @@ import pytest
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.containers import describe_state, logs_tail
 from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.probe_answers import SupervisorState
 from criobe_verify.probes import exec_in, missing_tool
 from criobe_verify.snapshot import display_name
 from criobe_verify.supervisor import (
@@ -266,15 +267,15 @@ def test_supervised_programs_are_running(
     depends_on(exists_check(name))
     depends_on(f"{THIS}test_container_is_running[{name}]")
     c = stack_container(name)
-    answer = supervisor_status.get(name) or {}
-    if answer.get("ok"):
-        programs = from_rpc(answer["processes"])
+    answer = supervisor_status.get(name) or SupervisorState.failed("no python3")
+    if answer.ok:
+        programs = from_rpc(answer.programs)
     else:  # the control socket is what supervisorctl uses too: ask it, and say what it says
         code, out = exec_in(c, STATUS_CMD)
         if missing_tool(code, out):
             pytest.skip(
                 f"{name}: has no supervisorctl ({out.strip()[-120:]}) and its control socket "
-                f"did not answer ({answer.get('error', 'no python3')}); CVAT's server image has both"
+                f"did not answer ({answer.error}); CVAT's server image has both"
             )
         programs = parse_status(out)
     # STARTING (within startsecs) and BACKOFF (between retries) are no verdict yet: wait,
@@ -289,7 +290,7 @@ def test_supervised_programs_are_running(
             Diagnosis(
                 display_name(name, c),
                 f"`{' '.join(STATUS_CMD)}` gave no program list",
-                observed=answer.get("error", ""),
+                observed=answer.error or "",
                 expected="supervisord answering on its control socket, as in CVAT's images",
                 consequence="nothing in the container is supervised as CVAT expects",
                 fix=f"docker logs {c.name}; {_fix(c)}",

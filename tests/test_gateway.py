@@ -55,7 +55,7 @@ def test_smokescreen_is_listening(
     container = container_named(gateway_container)
     proxy = profile.gateway.proxy
     proc, port = prober.run_many(container, smokescreen_calls(profile))
-    if proc.get("ok") and port.get("ok"):
+    if proc.found and port.accepting:
         return
     if smokescreen_opts is None:
         cause = (
@@ -67,23 +67,23 @@ def test_smokescreen_is_listening(
             f"SMOKESCREEN_OPTS is {_opts_text(smokescreen_opts)} and Smokescreen refuses to start "
             f"on it: {smokescreen_opts.fatal!r} (it takes IPs only)"
         )
-    elif not proc.get("ok"):
+    elif not proc.found:
         cause = (
             f"SMOKESCREEN_OPTS {_opts_text(smokescreen_opts)} is valid, so the process was "
             "stopped or crashed; supervisord does not restart a Smokescreen that exited 0"
         )
     else:
-        argv = " ".join(proc["processes"][0]["argv"]) if proc.get("processes") else ""
+        argv = proc.processes[0].command
         cause = (
             f"the process runs ({argv}) but {proxy} does not accept connections "
-            f"({port.get('error')}): is it listening on another address or port?"
+            f"({port.error}): is it listening on another address or port?"
         )
     config_fix = smokescreen_opts is None or smokescreen_opts.fatal
     fail(
         Diagnosis(
             gateway_container,
             f"no Smokescreen listening on {proxy}",
-            observed="no smokescreen process" if not proc.get("ok") else "process alive",
+            observed="no smokescreen process" if not proc.found else "process alive",
             why=" ".join(filter(None, [cause, _fatal_log_line(container)])),
             expected=f"Smokescreen accepting on {proxy}",
             consequence=f"{_role(gateway_container)} from {gateway_container} fails with 502",
@@ -100,7 +100,7 @@ def test_bridge_gateway_resolves_to_platform_gateway(
     container = container_named(gateway_container)
     hostname = profile.gateway.hostname
     result = prober.run(container, *gateway_resolve_call(profile))
-    addresses = result.get("addresses") or []
+    addresses = list(result.addresses)
     if addresses == [gateway_ip]:
         return
     extra = container.attrs["HostConfig"].get("ExtraHosts") or []
@@ -120,7 +120,7 @@ def test_bridge_gateway_resolves_to_platform_gateway(
         Diagnosis(
             gateway_container,
             f"{hostname} resolves to "
-            + (", ".join(addresses) if addresses else f"nothing ({result.get('error')})"),
+            + (", ".join(addresses) if addresses else f"nothing ({result.error})"),
             why=why,
             expected=f"{gateway_ip} (what host-gateway is inside this engine's containers; "
             "--gateway-ip overrides)",
@@ -139,19 +139,19 @@ def test_bridge_answers_through_smokescreen(
     depends_on(f"{THIS}test_bridge_gateway_resolves_to_platform_gateway[{gateway_container}]")
     g = profile.gateway
     r = prober.run(container_named(gateway_container), *bridge_through_proxy_call(profile))
-    if r.get("ok") and r["status"] == 200:
+    if r.status == 200:
         return
-    if not r.get("ok"):
-        what, observed = "failed", r.get("error", "")
+    if not r.ok:
+        what, observed = "failed", r.error
     else:
-        detail = (r.get("error_header") or r["body"].strip())[:300]
-        what, observed = "was refused", f"{r['status']} {detail!r}"
-    if r.get("status") == 407 and smokescreen_opts is not None:
+        detail = (r.error_header or r.body.strip())[:300]
+        what, observed = "was refused", f"{r.status} {detail!r}"
+    if r.status == 407 and smokescreen_opts is not None:
         why = (
             f"SMOKESCREEN_OPTS is {_opts_text(smokescreen_opts)}: "
             f"{explain(smokescreen_opts, gateway_ip, g.port)}"
         )
-    elif r.get("status") == 502:
+    elif r.status == 502:
         why = (
             f"Smokescreen let it through but nothing answered at {gateway_ip}:{g.port}: is the "
             f"bridge running and published on {g.port} on all interfaces?"
@@ -186,10 +186,10 @@ def test_smokescreen_refuses_private_address(
     ip = stack_network_ip(g.private_target)
     url = f"http://{ip}:{g.private_port}/"
     r = prober.run(container_named(gateway_container), *private_through_proxy_call(profile, ip))
-    header = (r.get("error_header") or "") if r.get("ok") else ""
-    if r.get("ok") and r["status"] == 407 and "Deny: Private Range" in header:
+    header = r.error_header or ""
+    if r.status == 407 and "Deny: Private Range" in header:
         return
-    observed = f"{r['status']} {header[:200]!r}" if r.get("ok") else r.get("error", "")
+    observed = f"{r.status} {header[:200]!r}" if r.ok else r.error
     reason = ""
     if smokescreen_opts is not None:
         addr = ipaddress.ip_address(ip)

@@ -123,13 +123,12 @@ def test_container_resolves_stack_names(
     except ProbeUnavailable as exc:
         pytest.skip(f"cannot look names up from inside it: {exc}")
     for name, result in zip(dns_probe.names, results, strict=True):
-        addresses = result.get("addresses") or []
-        if not addresses:
+        if not result.addresses:
             problems.append(
                 Diagnosis(
                     dns_probe.source,
                     f"cannot resolve {name}",
-                    observed=result.get("error", "no address"),
+                    observed=result.error or "no address",
                     why="Docker's resolver (127.0.0.11) answers only containers on the same "
                     "network",
                     expected=f"the address of a container on {profile.network}",
@@ -138,11 +137,11 @@ def test_container_resolves_stack_names(
                     f"{profile.network}",
                 )
             )
-        elif not any(a in by_ip for a in addresses):
+        elif not any(a in by_ip for a in result.addresses):
             problems.append(
                 Diagnosis(
                     dns_probe.source,
-                    f"{name} resolves to {', '.join(addresses)}",
+                    f"{name} resolves to {', '.join(result.addresses)}",
                     expected=f"a container on {profile.network} "
                     f"({', '.join(sorted(by_ip.values()))})",
                     consequence=f"{dns_probe.source} talks to something else than {name}",

@@ -242,3 +242,37 @@ def test_each_suite_module_holds_only_its_own_layers_checks():
             and node.attr in LAYER_NAMES
         }
         assert marks == {layer}, f"{path.name}: layer marks {sorted(marks)}, expected {layer!r}"
+
+
+DEPENDS_TOY = """
+import pytest
+from criobe_verify.check import check
+
+@check("gateway/toy-listening")
+@pytest.mark.gateway
+@pytest.mark.parametrize("c", ["a", "b"])
+def test_listening(c):
+    assert c == "a", "not listening in b"
+
+@check("gateway/toy-resolves")
+@pytest.mark.gateway
+@pytest.mark.parametrize("c", ["a", "b"])
+def test_resolves(c):
+    pass
+
+@check("gateway/toy-answers")
+@pytest.mark.gateway
+@pytest.mark.parametrize("c", ["a", "b"])
+def test_answers(c, depends_on):
+    depends_on("gateway/toy-listening", "gateway/toy-resolves")
+"""
+
+
+def test_depends_on_takes_stable_ids_of_the_same_parameter(pytester):
+    pytester.makeini(SUITE_INI)
+    pytester.makepyfile(test_toy=DEPENDS_TOY)
+    result, summary = _run(pytester)
+    result.assert_outcomes(passed=4, failed=1, skipped=1)
+    assert summary["tests"]["test_toy.py::test_answers[a]"]["outcome"] == "passed"
+    skipped = summary["tests"]["test_toy.py::test_answers[b]"]
+    assert skipped["message"] == "depends on test_toy.py::test_listening[b], which failed"

@@ -81,6 +81,11 @@ def exec_in(container: Any, cmd: list[str], timeout_s: float = 30) -> tuple[int,
     return (code if code is not None else 1), (output or b"").decode("utf-8", "replace")
 
 
+def _runs(container: Any) -> bool:
+    """As the run's Docker snapshot saw it."""
+    return getattr(container, "status", "running") == "running"
+
+
 def _parse(code: int, out: str) -> dict:
     line = out.strip().splitlines()[-1] if out.strip() else ""
     try:
@@ -117,13 +122,13 @@ class Prober:
         threads: the run's first checks (host, containers) go on meanwhile, and a probe asked
         before its container's batch is done waits for that batch alone. `later` holds
         (container, calls()) whose calls need a slow fact first (the gateway address): the
-        fact is fetched on the batch's thread, not before the run goes on. A container the
-        batch cannot reach is left to the checks, which explain it."""
-        with self._lock:
-            for container, calls in plan.items():
-                self._declared.update((container.id, tuple(c)) for c in calls)
+        fact is fetched on the batch's thread, not before the run goes on. Every call is
+        declared; a container that does not run, or that the batch cannot reach, is left to
+        the checks, which explain it."""
+        for container, calls in plan.items():
+            self.declare(container, calls)
         pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="criobe-probe")
-        jobs = [(c, False, (lambda calls=calls: calls)) for c, calls in plan.items()]
+        jobs = [(c, False, (lambda calls=calls: calls)) for c, calls in plan.items() if _runs(c)]
         for container, deferred, make in [*jobs, *((c, True, m) for c, m in later)]:
             future = pool.submit(self._prefetch_one, container, make, deferred)
             self._pending.setdefault(container.id, []).append(future)
@@ -138,8 +143,9 @@ class Prober:
                 self._undeclarable[container.id] = str(exc)
             return
         if deferred:
-            with self._lock:
-                self._declared.update((container.id, c) for c in calls)
+            self.declare(container, calls)
+            if not _runs(container):
+                return
         try:
             start = time.monotonic()
             answers = self._run_many(container, calls, 60)
@@ -160,6 +166,12 @@ class Prober:
     def _wait_for_prefetch(self, container: Any) -> None:
         for future in self._pending.pop(container.id, []):
             future.result()
+
+    def declare(self, container: Any, calls: Iterable[Call]) -> None:
+        """Calls the run's prefetch was asked for in this container (it makes them where the
+        container runs; one that does not run is left to the checks, which explain it)."""
+        with self._lock:
+            self._declared.update((container.id, tuple(c)) for c in calls)
 
     def declared(self, container: Any, probe: str, *args: str) -> bool:
         """Whether the run's prefetch was asked for this call in this container (after its

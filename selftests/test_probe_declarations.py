@@ -62,7 +62,7 @@ def item(params: dict | None = None, fixtures=("smokescreen", "gateway_container
 
 
 def smokescreen_in(container: Container, prober: Prober, strict: bool) -> Smokescreen:
-    return Smokescreen(container.name, container, prober, Gateway(),
+    return Smokescreen(container.name, lambda: container, prober, Gateway(),
                        gateway_ip=lambda: "172.17.0.1",
                        stack_ip=lambda name: "172.23.0.3", strict=strict)  # fmt: skip
 

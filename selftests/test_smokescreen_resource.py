@@ -46,7 +46,7 @@ def smokescreen(name: str = "cvat_server", opts: str | None = "--allow-address=1
                 **container) -> Smokescreen:  # fmt: skip
     return Smokescreen(
         name,
-        RecordedContainer(name, opts, **container),
+        lambda: RecordedContainer(name, opts, **container),
         None,  # the diagnoses read no probe: the answers are given
         Gateway(),
         gateway_ip=lambda: GATEWAY_IP,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 from criobe_verify.diagnosis import Diagnosis, fail
@@ -83,11 +84,19 @@ class Resource:
     # None for a resource of which the stack has one.
     parameter: ClassVar[str | None] = None
 
-    def __init__(self, name: str, container: Any, prober: Prober | None, *, strict: bool) -> None:
+    def __init__(
+        self, name: str, find: Callable[[], Any], prober: Prober | None, *, strict: bool
+    ) -> None:
         self.name = name  # the profile's name of the container, as messages say it
-        self.container = container
+        self._find = find
         self.prober = prober
         self.strict = strict
+
+    @cached_property
+    def container(self) -> Any:
+        """Its Docker container, looked up when a fact first needs it: a missing one fails
+        the check that asks (saying so), not the fixture that handed the resource out."""
+        return self._find()
 
     @classmethod
     def probes(cls, param: Any, profile: Profile, facts: RunFacts) -> Iterable[Declared]:

@@ -9,7 +9,7 @@ still refuse stack-private addresses (SSRF protection). The facts are behaviour,
 probes inside the container; SMOKESCREEN_OPTS is parsed (criobe_verify/smokescreen.py) only to
 explain a failure.
 
-    smokescreen = Smokescreen("cvat_server", container, prober, profile.gateway,
+    smokescreen = Smokescreen("cvat_server", lambda: container, prober, profile.gateway,
                               gateway_ip=lambda: "172.17.0.1", stack_ip=stack_network_ip)
     answer = smokescreen.get(smokescreen.bridge_url)          # a ProxyAnswer
     expect(answer.status == 200, lambda: smokescreen.why_bridge_refused(answer))
@@ -73,7 +73,7 @@ class Smokescreen(Resource):
     def __init__(
         self,
         name: str,
-        container: Any,
+        find: Callable[[], Any],
         prober: Prober | None,
         gateway: Gateway,
         *,
@@ -81,7 +81,7 @@ class Smokescreen(Resource):
         stack_ip: Callable[[str], str],
         strict: bool = False,
     ) -> None:
-        super().__init__(name, container, prober, strict=strict)
+        super().__init__(name, find, prober, strict=strict)
         self.gateway = gateway
         self._gateway_ip = gateway_ip
         self._stack_ip = stack_ip

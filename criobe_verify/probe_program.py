@@ -6,12 +6,11 @@ JSON line. criobe_verify.probes reads this file as text and sends it as
     {"ok": true, "addresses": ["172.23.0.5"]}
 
 It needs nothing but a python3 and its standard library (no coreutils, no pip package), and
-keeps to what the stack images' interpreters understand (CVAT's server image has 3.10).
+keeps to what any python3 the stack images may carry understands: no `from __future__`
+(3.6 lacks `annotations`), annotations only of builtin types.
 `batch` runs several probes in one interpreter start: the prefetch sends one per container.
 The answers' fields are read once, into typed answers, by criobe_verify/probe_answers.py.
 """
-
-from __future__ import annotations
 
 import json
 import os

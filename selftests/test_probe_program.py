@@ -3,6 +3,7 @@ JSON read into the typed answers the checks use: no Docker, this machine's pytho
 
 from __future__ import annotations
 
+import ast
 import http.server
 import json
 import socket
@@ -100,3 +101,13 @@ def test_a_batch_answers_each_call_in_order(proxy):
     assert parse_answer("resolve", results[0], "exec").addresses == ("127.0.0.1",)
     http_answer = parse_answer("http_get", results[1], "exec")
     assert http_answer == HttpAnswer(status=407, body="denied", via="exec")
+
+
+def test_the_program_keeps_to_an_old_python3s_grammar():
+    """It runs on whatever python3 a stack image carries: no syntax newer than 3.6, no
+    `from __future__ import annotations` (3.6 lacks it)."""
+    tree = ast.parse(PROGRAM, feature_version=(3, 6))
+    futures = [
+        n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "__future__"
+    ]
+    assert not futures

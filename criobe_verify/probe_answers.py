@@ -29,6 +29,12 @@ class Answer:
         """The probe ran and answered (what it answered is the subclass's to say)."""
         return self.error is None
 
+    @property
+    def keep(self) -> bool:
+        """Whether the run's prefetch keeps it for the check that reads it (else that check
+        asks again)."""
+        return True
+
     @classmethod
     def failed(cls, error: str, via: str = "") -> Self:
         """The probe gave no answer: why, in the shape its callers read."""
@@ -85,6 +91,12 @@ class ProcessList(Answer):
     @property
     def found(self) -> bool:
         return bool(self.processes)
+
+    @property
+    def keep(self) -> bool:
+        # A process not found at the run's start is looked for again when a check reads it
+        # (as the prefetch always did): it may have been starting.
+        return self.found or self.error is not None
 
     @classmethod
     def _fields(cls, raw: dict[str, Any]) -> dict[str, Any]:

@@ -161,7 +161,8 @@ class Prober:
             return
         with self._lock:
             for call, answer in zip(calls, answers, strict=True):
-                self._prefetched[(container.id, call)] = answer
+                if answer.keep:
+                    self._prefetched[(container.id, call)] = answer
 
     def _wait_for_prefetch(self, container: Any) -> None:
         for future in self._pending.pop(container.id, []):

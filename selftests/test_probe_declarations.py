@@ -162,3 +162,11 @@ def test_a_deferred_call_is_named_on_the_prefetch_thread_and_counts_as_declared(
     assert asked == [1]
     assert prober.run(server, "http_get", "http://10.9.0.1:8000/health").ok
     assert len(execs.calls) == 1  # the prefetched batch, read by run()
+
+
+def test_a_process_not_found_at_the_start_is_looked_for_again_when_read(execs, monkeypatch):
+    monkeypatch.setattr(Execs, "answer", lambda self, call: {"ok": False, "processes": []})
+    prober, containers = prefetched(execs, "cvat_server")
+    s = smokescreen_in(containers["cvat_server"], prober, strict=True)
+    assert not s.process.found
+    assert execs.calls[-1] == ("cvat_server", ("process", "smokescreen"))  # asked again, live

@@ -33,3 +33,28 @@ def logs_tail(container: Any, lines: int = 15) -> str:
     if not text:
         return "    (no log output)"
     return "\n".join("    | " + line for line in text.splitlines())
+
+
+def container_env(container: Any) -> dict[str, str]:
+    """The environment the container was created with (`docker inspect` Config.Env).
+
+    >>> class C: attrs = {"Config": {"Env": ["A=1", "SMOKESCREEN_OPTS=--allow-address=x=y"]}}
+    >>> container_env(C())
+    {'A': '1', 'SMOKESCREEN_OPTS': '--allow-address=x=y'}
+    """
+    env = {}
+    for item in container.attrs["Config"].get("Env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def extra_hosts(container: Any) -> list[str]:
+    """Its extra_hosts as Docker keeps them: ["bridge.gateway:host-gateway", ...]."""
+    return list(container.attrs["HostConfig"].get("ExtraHosts") or [])
+
+
+def network_ip(container: Any, network: str) -> str | None:
+    """Its IPv4 address on the network; None when it is not on it."""
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    return (networks.get(network) or {}).get("IPAddress") or None

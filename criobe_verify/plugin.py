@@ -31,6 +31,7 @@ pytest_plugins = [
     "criobe_verify.fixtures.sample",
     "criobe_verify.fixtures.pipeline",
     "criobe_verify.fixtures.probe_plan",
+    "criobe_verify.fixtures.prefetch",
     "criobe_verify.fixtures.report",
 ]
 
@@ -70,6 +71,13 @@ def suite_active(config: pytest.Config) -> bool:
             or any(_names_the_checks(str(arg), invocation, pyargs) for arg in config.args)
         )
     return config.stash[ACTIVE]
+
+
+def strict_probes(config: pytest.Config) -> bool:
+    """Whether a probe a resource makes without having declared it fails its check:
+    --strict-probes, on by default with --stack twin (criobe_verify/resources/base.py)."""
+    flag = config.getoption("--strict-probes")
+    return config.getoption("--stack") == "twin" if flag is None else flag
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,6 +137,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="fail the run on a skip not allow-listed by the profile, or on a layer with "
         "fewer tests than its minimum (on by default with --stack twin)",
+    )
+    group.addoption(
+        "--strict-probes",
+        action="store_true",
+        default=None,
+        help="fail a check whose resource makes a probe it did not declare for the run's "
+        "prefetch, naming the probe and the resource (on by default with --stack twin; the "
+        "fault harness passes it)",
     )
     group.addoption(
         "--sample-image",

@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from criobe_verify.probe_answers import ProgramInfo
+
 SOCKET_URL = "unix:///tmp/supervisord/supervisor.sock"  # every CVAT supervisord conf's socket
 STATUS_CMD = ["supervisorctl", "-s", SOCKET_URL, "status"]
 # Programs the stack cannot do without; others (CVAT's clamav updater, which exits at once
@@ -83,18 +85,18 @@ def parse_status(output: str) -> list[Program]:
     return programs
 
 
-def from_rpc(processes: Iterable[dict]) -> list[Program]:
+def from_rpc(processes: Iterable[ProgramInfo]) -> list[Program]:
     """Programs from supervisord's getAllProcessInfo (what `supervisorctl status` prints)."""
     programs = []
     for p in processes:
-        running = p.get("statename") == "RUNNING"
+        running = p.statename == "RUNNING"
         programs.append(
             Program(
-                p["name"],
-                p["statename"],
-                p.get("description") or "",
-                p.get("pid") or None,
-                int(p["now"] - p["start"]) if running and p.get("start") else None,
+                p.name,
+                p.statename,
+                p.description,
+                p.pid,
+                int(p.now - p.start) if running and p.start and p.now is not None else None,
             )
         )
     return programs

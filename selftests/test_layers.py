@@ -287,3 +287,37 @@ def test_a_waiver_by_node_id_still_applies_and_names_the_stable_id(pytester: pyt
     assert "write check = 'containers/image-matches-profile' instead" in result.stdout.str() + (
         result.stderr.str()
     )
+
+
+DEPENDS_TOY = """
+import pytest
+from criobe_verify.check import check
+
+@check("gateway/toy-listening")
+@pytest.mark.gateway
+@pytest.mark.parametrize("c", ["a", "b"])
+def test_listening(c):
+    assert c == "a", "not listening in b"
+
+@check("gateway/toy-resolves")
+@pytest.mark.gateway
+@pytest.mark.parametrize("c", ["a", "b"])
+def test_resolves(c):
+    pass
+
+@check("gateway/toy-answers")
+@pytest.mark.gateway
+@pytest.mark.parametrize("c", ["a", "b"])
+def test_answers(c, depends_on):
+    depends_on("gateway/toy-listening", "gateway/toy-resolves")
+"""
+
+
+def test_depends_on_takes_stable_ids_of_the_same_parameter(pytester):
+    pytester.makeini(SUITE_INI)
+    pytester.makepyfile(test_toy=DEPENDS_TOY)
+    result, summary = _run(pytester)
+    result.assert_outcomes(passed=4, failed=1, skipped=1)
+    assert summary["checks"]["gateway/toy-answers[a]"]["outcome"] == "passed"
+    skipped = summary["checks"]["gateway/toy-answers[b]"]
+    assert skipped["message"] == "depends on gateway/toy-listening[b], which failed"

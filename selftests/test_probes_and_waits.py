@@ -7,6 +7,7 @@ import json
 import pytest
 
 from criobe_verify import probes
+from criobe_verify.probe_answers import Resolution
 from criobe_verify.probes import Prober, ProbeUnavailable
 from criobe_verify.waiting import AllOf, ContainerWait, WaitFailed, WaitTimeout, wait_for
 
@@ -63,7 +64,7 @@ def test_a_container_without_python3_is_probed_from_a_helper_sharing_its_namespa
     prober = Prober(client, helper_image="cvat/server:v2.29.0")
     opa = FakeContainer("cvat_opa")
     result = prober.run(opa, "resolve", "cvat-server")
-    assert result == {"ok": True, "addresses": ["172.23.0.5"], "via": "helper cvat/server:v2.29.0"}
+    assert result == Resolution(addresses=("172.23.0.5",), via="helper cvat/server:v2.29.0")
     image, kwargs = client.runs[0]
     assert image == "cvat/server:v2.29.0"
     assert kwargs["network_mode"] == kwargs["pid_mode"] == "container:id-cvat_opa"
@@ -87,7 +88,7 @@ def test_a_failing_probe_is_not_taken_for_a_missing_tool(monkeypatch):
     )
     client = FakeClient()
     result = Prober(client, "img").run(FakeContainer("bridge"), "resolve", "cvat-server")
-    assert result == {"ok": False, "error": "[Errno -2]", "via": "exec"} and not client.runs
+    assert result == Resolution(error="[Errno -2]", via="exec") and not client.runs
 
 
 def test_readiness_fails_at_once_when_a_container_exits():

@@ -231,6 +231,8 @@ class Twin:
             "--",
             "--stack",
             "attach",
+            # As --stack twin does: a probe a resource did not declare fails its check.
+            "--strict-probes",
             f"--profile={profile}",
             f"--phase={phase}",
             "-q",

@@ -83,7 +83,7 @@ def test_bridge_port_is_reachable_at_docker_gateway(profile, gateway_ip, contain
     result = prober.run(
         container_named("cvat_server"), *bridge_at_gateway_call(profile, gateway_ip)
     )
-    if result.get("ok") and result.get("status") == 200:
+    if result.status == 200:
         return
     published = _bindings(container_named(spec.container))
     loopback_only = bool(published) and all(p.startswith("127.") for p in published)
@@ -91,8 +91,8 @@ def test_bridge_port_is_reachable_at_docker_gateway(profile, gateway_ip, contain
         Diagnosis(
             spec.container,
             f"GET {url} from inside cvat_server "
-            + (f"answered {result['status']}" if result.get("ok") else "failed"),
-            observed=result.get("error") or repr(result.get("body", ""))[:200],
+            + (f"answered {result.status}" if result.ok else "failed"),
+            observed=result.error or repr(result.body)[:200],
             why=f"it publishes {', '.join(published) or 'nothing'}"
             + (": bound to 127.0.0.1 only, unreachable at the gateway" if loopback_only else ""),
             expected=f"200 at the Docker gateway {gateway_ip} (bridge.gateway)",

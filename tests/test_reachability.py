@@ -40,14 +40,13 @@ def test_bridge_reaches_the_nuclio_dashboard(bridge_env, container_named, prober
     port = bridge_env.get("NUCLIO_PORT") or "8070"
     url = f"http://{host}:{port}/api/versions"
     r = prober.run(container_named("bridge"), *dashboard_from_bridge_call(bridge_env))
-    if r.get("ok") and r.get("status") == 200:
+    if r.status == 200:
         return
     fail(
         Diagnosis(
             "bridge",
-            f"GET {url} from inside the bridge "
-            + (f"answered {r['status']}" if r.get("ok") else "failed"),
-            observed=r.get("error") or repr(r.get("body", ""))[:200],
+            f"GET {url} from inside the bridge " + (f"answered {r.status}" if r.ok else "failed"),
+            observed=r.error or repr(r.body)[:200],
             why=f"NUCLIO_HOST={bridge_env.get('NUCLIO_HOST', '(unset)')}, "
             f"NUCLIO_PORT={bridge_env.get('NUCLIO_PORT', '(unset)')} in its environment",
             expected="200 from the dashboard on cvat_cvat",
@@ -63,13 +62,13 @@ def test_bridge_reaches_the_function(expected_function, dashboard, container_nam
     _deployed(dashboard, fn)
     url = f"http://{fn.container}:8080/"
     r = prober.run(container_named("bridge"), *function_from_bridge_call(fn.container))
-    if r.get("ok"):
+    if r.ok:
         return
     fail(
         Diagnosis(
             "bridge",
             f"GET {url} from inside the bridge got no HTTP answer",
-            observed=r.get("error", ""),
+            observed=r.error or "",
             expected="any HTTP answer from the function's trigger",
             consequence=f"the bridge cannot call {fn.name}",
             fix=f"deploy {fn.name} on cvat_cvat (spec.platform.attributes.network); "
@@ -87,7 +86,7 @@ def test_cvat_reaches_the_function_as_its_lambda_manager_does(
     port = (entry.get("status") or {}).get("httpPort")
     url = f"http://host.docker.internal:{port}/"
     r = prober.run(container_named(source), *function_from_cvat_call(port))
-    if r.get("ok"):
+    if r.ok:
         return
     extra = container_named(source).attrs["HostConfig"].get("ExtraHosts") or []
     mapped = any(e.startswith("host.docker.internal:") for e in extra)
@@ -95,7 +94,7 @@ def test_cvat_reaches_the_function_as_its_lambda_manager_does(
         Diagnosis(
             source,
             f"GET {url} from inside {source} got no HTTP answer",
-            observed=r.get("error", ""),
+            observed=r.error or "",
             why=""
             if mapped
             else "extra_hosts has no host.docker.internal entry: the "

@@ -164,24 +164,24 @@ def test_bridge_cvat_sdk_supports_the_server_version(profile, container_named, p
     except ProbeUnavailable as exc:
         pytest.skip(f"cannot read the bridge's cvat-sdk: {exc}")
     server = pv.Version(_about(profile)["version"])
-    if not sdk.get("ok"):
+    if not sdk.ok:
         fail(
             Diagnosis(
                 "bridge",
                 "has no importable cvat-sdk",
-                observed=sdk.get("error", ""),
+                observed=sdk.error or "",
                 expected="cvat-sdk installed in the bridge's image",
                 consequence="the bridge cannot talk to CVAT",
                 fix=f"pip install cvat-sdk=={server} in the bridge's image",
             )
         )
-    supported = [pv.Version(v) for v in sdk["supported"]]
+    supported = [pv.Version(v) for v in sdk.supported]
     if any((server.major, server.minor) == (v.major, v.minor) for v in supported):
         return
     fail(
         Diagnosis(
             "bridge",
-            f"its cvat-sdk {sdk['version']} ({sdk['file']}) supports CVAT "
+            f"its cvat-sdk {sdk.version} ({sdk.file}) supports CVAT "
             + ", ".join(f"{v.major}.{v.minor}" for v in supported),
             observed=f"the server is {server}",
             expected=f"an SDK whose window covers {server.major}.{server.minor}",
@@ -207,15 +207,15 @@ def test_bridge_cvat_url_is_accepted_by_cvat(bridge_env, container_named, prober
         )
     target = url.rstrip("/") + "/api/server/about"
     r = prober.run(container_named("bridge"), *cvat_url_call(url))
-    if r.get("ok") and r.get("status") == 200:
+    if r.status == 200:
         return
     host = httpx.URL(url).host
     fail(
         Diagnosis(
             "bridge",
             f"GET {target} from inside the bridge "
-            + (f"answered {r['status']}" if r.get("ok") else "failed"),
-            observed=repr(r.get("body", ""))[:120] if r.get("ok") else r.get("error", ""),
+            + (f"answered {r.status}" if r.ok else "failed"),
+            observed=repr(r.body)[:120] if r.ok else r.error or "",
             why=f"{host!r} contains '_', which Django's host validation refuses even with "
             "ALLOWED_HOSTS='*' (DisallowedHost, 400): use the alias cvat-server"
             if "_" in host
@@ -259,11 +259,9 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
     except WaitTimeout:
         pass
     worker = container_named("cvat_worker_webhooks")
-    procs = prober.run(worker, "processes_with", "webhooks").get("processes", [])
-    shown = "; ".join(
-        f"pid {p['pid']} state {p['state']}: {' '.join(p['argv'])[:90]}" for p in procs
-    )
-    stopped = [p for p in procs if p["state"] == "T"]
+    procs = prober.run(worker, "processes_with", "webhooks").processes
+    shown = "; ".join(f"pid {p.pid} state {p.state}: {p.command[:90]}" for p in procs)
+    stopped = [p for p in procs if p.state == "T"]
     fail(
         Diagnosis(
             "cvat_worker_webhooks",

@@ -63,16 +63,16 @@ def bridge_direct_answer(container_named, prober, profile) -> dict:
     g = profile.gateway
     url = f"http://bridge:8000{g.path}"
     r = prober.run(container_named("cvat_server"), "http_request", "POST", url, "", "{}")
-    if not r.get("ok"):
+    if not r.ok:
         fail(
             Diagnosis(
                 "bridge",
                 f"a POST to {url} from inside cvat_server failed",
-                observed=r.get("error", ""),
+                observed=r.error or "",
                 consequence="the bridge cannot be reached on the stack network",
             )
         )
-    return {"status": r["status"], "body": r["body"], "url": url}
+    return {"status": r.status, "body": r.body, "url": url}
 
 
 def _reached_bridge(delivery: dict, direct: dict) -> bool:

@@ -1,6 +1,24 @@
-"""Resources: one module per thing the stack has. A resource reads its facts once (typed,
-frozen) and owns the diagnosis of each way it can be wrong, so a check reads as intent:
+"""Resources: one module per thing the stack has, as the checks see it. A resource reads its
+facts once (typed, frozen), declares the probes it needs for the run's prefetch, and owns the
+diagnosis of each way it can be wrong, so a check reads as intent:
 
     c = containers["cvat_ui"]
     expect(c.state.running, c.why_not_running)
+
+    RESOURCES["smokescreen"]     # the fixture that hands a resource out -> its class
+
+The pytest fixtures that hand them out live in fixtures/; the prefetch (fixtures/prefetch.py)
+asks every registered class used by a selected check for its declared probes
+(criobe_verify.resources.declarations).
 """
+
+from __future__ import annotations
+
+from criobe_verify.resources.base import Declared, Resource, RunFacts
+from criobe_verify.resources.smokescreen import Smokescreen
+
+RESOURCES: dict[str, type[Resource]] = {
+    "smokescreen": Smokescreen,
+}
+
+__all__ = ["RESOURCES", "Declared", "Resource", "RunFacts", "Smokescreen"]

@@ -13,11 +13,10 @@ and where the container has neither, the check skips saying so.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from criobe_verify.diagnosis import Diagnosis
+from criobe_verify.probe_answers import SupervisorState
 from criobe_verify.probes import exec_in, missing_tool
 from criobe_verify.resources.container import StackContainer, role
 from criobe_verify.supervisor import (
@@ -33,15 +32,15 @@ from criobe_verify.waiting import wait_at_most
 
 
 class Supervisord:
-    def __init__(self, container: StackContainer, answer: dict[str, Any], window_s: float) -> None:
-        self.container, self.answer, self.window_s = container, answer or {}, window_s
+    def __init__(self, container: StackContainer, answer: SupervisorState, window_s: float) -> None:
+        self.container, self.answer, self.window_s = container, answer, window_s
 
     def _status(self) -> list[Program]:
         code, out = exec_in(self.container.container, STATUS_CMD)
         if missing_tool(code, out):
             pytest.skip(
                 f"{self.container.name}: has no supervisorctl ({out.strip()[-120:]}) and its "
-                f"control socket did not answer ({self.answer.get('error', 'no python3')}); "
+                f"control socket did not answer ({self.answer.error}); "
                 "CVAT's server image has both"
             )
         return parse_status(out)
@@ -50,8 +49,7 @@ class Supervisord:
         """Its programs once supervisord has settled them: STARTING (within startsecs) and
         BACKOFF (between retries) are no verdict yet, so wait, bounded, for RUNNING or for
         supervisord to give a program up (FATAL)."""
-        ok = self.answer.get("ok")
-        seen = [from_rpc(self.answer["processes"]) if ok else self._status()]
+        seen = [from_rpc(self.answer.programs) if self.answer.ok else self._status()]
 
         def settled() -> tuple[bool, str]:
             unsettled = [p.name for p in seen[-1] if p.state in UNSETTLED]
@@ -79,7 +77,7 @@ class Supervisord:
         return Diagnosis(
             c.label,
             f"`{' '.join(STATUS_CMD)}` gave no program list",
-            observed=self.answer.get("error", ""),
+            observed=self.answer.error or "",
             expected="supervisord answering on its control socket, as in CVAT's images",
             consequence="nothing in the container is supervised as CVAT expects",
             fix=f"docker logs {c.container.name}; {c._fix()}",

@@ -1,0 +1,165 @@
+"""The probe program: what runs inside a stack container, one probe per call, printing one
+JSON line. criobe_verify.probes reads this file as text and sends it as
+`python3 -c <text> <probe> <args...>`; the suite never imports it to run a probe.
+
+    python3 -c "$(cat probe_program.py)" resolve cvat-server
+    {"ok": true, "addresses": ["172.23.0.5"]}
+
+It needs nothing but a python3 and its standard library (no coreutils, no pip package), and
+keeps to what any python3 the stack images may carry understands: no `from __future__`
+(3.6 lacks `annotations`), annotations only of builtin types.
+`batch` runs several probes in one interpreter start: the prefetch sends one per container.
+The answers' fields are read once, into typed answers, by criobe_verify/probe_answers.py.
+"""
+
+import json
+import os
+import socket
+import sys
+
+
+def resolve(name: str) -> dict:
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_INET)
+        return {"ok": True, "addresses": sorted({i[4][0] for i in infos})}
+    except socket.gaierror as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+def listening(hostport: str) -> dict:
+    host, port = hostport.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        return {"ok": True}
+    except OSError as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+def _read(path: str, mode: str = "r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def _procs():
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            argv = _read(f"/proc/{pid}/cmdline", "rb").split(b"\0")
+            state = _read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        if words:
+            yield {"pid": int(pid), "argv": words, "state": state}
+
+
+def process(name: str) -> dict:
+    # the program itself, or a script run by an interpreter (argv[1])
+    found = [p for p in _procs() if any(os.path.basename(w) == name for w in p["argv"][:2])]
+    return {"ok": bool(found), "processes": found}
+
+
+def processes_with(word: str) -> dict:
+    found = [p for p in _procs() if word in p["argv"]]
+    return {"ok": bool(found), "processes": found}
+
+
+def proxy_get(proxy: str, url: str) -> dict:
+    import http.client
+
+    host, port = proxy.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=15)
+    try:
+        conn.request("GET", url, headers={"Connection": "close"})
+        r = conn.getresponse()
+        body = r.read(4096).decode(errors="replace")
+        return {
+            "ok": True,
+            "status": r.status,
+            "reason": r.reason,
+            "error_header": r.getheader("X-Smokescreen-Error"),
+            "body": body,
+        }
+    except OSError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def http_request(method: str, url: str, host_header: str = "", body: str = "") -> dict:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Host": host_header} if host_header else {}
+    data = None
+    if method != "GET":
+        data = body.encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return {"ok": True, "status": r.status, "body": r.read(4096).decode(errors="replace")}
+    except urllib.error.HTTPError as exc:
+        return {"ok": True, "status": exc.code, "body": exc.read(4096).decode(errors="replace")}
+    except (OSError, ValueError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def http_get(url: str, host_header: str = "") -> dict:
+    return http_request("GET", url, host_header)
+
+
+def python_module_version(module: str, attr: str = "__version__") -> dict:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        return {"ok": False, "error": f"ImportError: {exc}"}
+    return {
+        "ok": True,
+        "version": str(getattr(mod, attr, "")),
+        "file": getattr(mod, "__file__", ""),
+    }
+
+
+def cvat_sdk_window() -> dict:
+    found = python_module_version("cvat_sdk")
+    if not found["ok"]:
+        return found
+    from cvat_sdk.core.client import Client
+
+    found["supported"] = [str(v) for v in Client.SUPPORTED_SERVER_VERSIONS]
+    return found
+
+
+def supervisor(socket_path: str) -> dict:
+    # supervisorctl's own XML-RPC on supervisord's control socket, without its start-up cost
+    import http.client
+    import xmlrpc.client
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(10)
+            self.sock.connect(socket_path)
+
+    class Transport(xmlrpc.client.Transport):
+        def make_connection(self, host):
+            return Conn("localhost")
+
+    rpc = xmlrpc.client.ServerProxy("http://localhost", transport=Transport())
+    try:
+        infos = rpc.supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    keys = ("name", "group", "statename", "pid", "start", "now", "description")
+    return {"ok": True, "processes": [{k: i.get(k) for k in keys} for i in infos]}
+
+
+def batch(calls: str) -> dict:
+    return {"ok": True, "results": [globals()[c[0]](*c[1:]) for c in json.loads(calls)]}
+
+
+if __name__ == "__main__":  # `python3 -c <this text> <probe> <args...>`
+    print(json.dumps(globals()[sys.argv[1]](*sys.argv[2:])))

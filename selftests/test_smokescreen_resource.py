@@ -111,9 +111,7 @@ def test_unset_options_name_the_supervisord_expansion():
 def test_a_missing_extra_hosts_mapping_is_named(name, extra_hosts):
     unresolved = Resolution.failed("[Errno -2] Name or service not known", "exec")
     d = smokescreen(name, extra_hosts=extra_hosts).why_gateway_misresolved(unresolved)
-    assert_carries(
-        d, f"extra-hosts-removed-{name}", "gateway/bridge-gateway-resolves"
-    )
+    assert_carries(d, f"extra-hosts-removed-{name}", "gateway/bridge-gateway-resolves")
     assert d.what == "bridge.gateway resolves to nothing ([Errno -2] Name or service not known)"
 
 

@@ -79,11 +79,11 @@ def test_container_restart_policy_matches_profile(profiled_container, containers
 # Last in the layer: it reads the probe prefetch's answers, which the checks above (the
 # Docker snapshot's alone) leave time to arrive.
 @check("containers/supervised-programs-running")
-def test_supervised_programs_are_running(supervised_container, supervisords, depends_on):
+def test_supervised_programs_are_running(supervisord, depends_on):
     """supervisord restarts a crashing program inside the container, so the container's own
     restart count never moves: `supervisorctl status` shows the state and the uptime."""
     depends_on("containers/exists", "containers/running")
-    s = supervisords[supervised_container]
+    s = supervisord
     programs = s.settled_programs()
     expect(programs, s.why_no_programs)
     expect(not s.failing(programs), lambda: s.why_failing(programs))

@@ -42,7 +42,6 @@ def test_network_alias_is_set(aliased_container, containers, stack_network, depe
 
 
 @check("network/resolves-stack-names")
-def test_container_resolves_stack_names(dns_probe, name_resolution, depends_on):
+def test_container_resolves_stack_names(resolver, depends_on):
     depends_on("network/stack-network-exists")
-    resolution = name_resolution(dns_probe)
-    expect(not resolution.wrong(), resolution.why_wrong)
+    expect(not resolver.wrong(), resolver.why_wrong)

@@ -14,10 +14,9 @@ criobe_verify/resources/exposure.py's.
 from __future__ import annotations
 
 import pytest
-from criobe_verify.fixtures.probe_plan import bridge_at_gateway_call
 
 from criobe_verify.check import check
-from criobe_verify.diagnosis import Diagnosis, expect, fail
+from criobe_verify.diagnosis import expect
 from criobe_verify.resources.exposure import InternalPort, PublicPort
 from criobe_verify.resources.published import CVAT_NAME, PublishedService
 
@@ -65,41 +64,12 @@ def test_bridge_answers_health(profile):
     expect(ok, lambda: bridge.why_not_healthy(answer))
 
 
-def _bindings(container) -> list[str]:
-    ports = container.attrs["NetworkSettings"].get("Ports") or {}
-    return [
-        f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{key}"
-        for key, values in ports.items()
-        for b in values or []
-    ]
-
-
 @check("ports/bridge-reachable-at-docker-gateway", guide="step-8")
-def test_bridge_port_is_reachable_at_docker_gateway(profile, gateway_ip, container_named, prober):
+def test_bridge_port_is_reachable_at_docker_gateway(gateway_leg, container_named):
     """From inside cvat_server, straight to the gateway (no Smokescreen): the leg of a
     webhook's path that the bridge's port binding decides."""
-    spec = next(p for p in profile.ports if p.exposure == "gateway")
-    url = f"http://{gateway_ip}:{spec.port}/health"
-    result = prober.run(
-        container_named("cvat_server"), *bridge_at_gateway_call(profile, gateway_ip)
-    )
-    if result.status == 200:
-        return
-    published = _bindings(container_named(spec.container))
-    loopback_only = bool(published) and all(p.startswith("127.") for p in published)
-    fail(
-        Diagnosis(
-            spec.container,
-            f"GET {url} from inside cvat_server "
-            + (f"answered {result.status}" if result.ok else "failed"),
-            observed=result.error or repr(result.body)[:200],
-            why=f"it publishes {', '.join(published) or 'nothing'}"
-            + (": bound to 127.0.0.1 only, unreachable at the gateway" if loopback_only else ""),
-            expected=f"200 at the Docker gateway {gateway_ip} (bridge.gateway)",
-            consequence="every webhook fails",
-            fix=f'publish it as "{spec.port}:8000" in bridge/docker-compose.bridge.yml',
-        )
-    )
+    answer, bridge = gateway_leg.answer, container_named(gateway_leg.spec.container)
+    expect(answer.status == 200, lambda: gateway_leg.why_unreachable(answer, bridge))
 
 
 @check("ports/internal-port-not-public", guide=("prereq", "step-3"), policy=True)

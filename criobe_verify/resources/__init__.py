@@ -15,10 +15,26 @@ asks every registered class used by a selected check for its declared probes
 from __future__ import annotations
 
 from criobe_verify.resources.base import Declared, Resource, RunFacts
+from criobe_verify.resources.network import NameResolver
+from criobe_verify.resources.reach import (
+    BridgeToDashboard,
+    BridgeToFunction,
+    CvatToFunction,
+    GatewayLeg,
+)
 from criobe_verify.resources.smokescreen import Smokescreen
+from criobe_verify.resources.supervisord import Supervisord
 
+# The fixture that hands a resource out -> its class: a selected check using the fixture has
+# the class declare its probes for the run's prefetch (fixtures/prefetch.py).
 RESOURCES: dict[str, type[Resource]] = {
     "smokescreen": Smokescreen,
+    "resolver": NameResolver,
+    "supervisord": Supervisord,
+    "gateway_leg": GatewayLeg,
+    "bridge_to_dashboard": BridgeToDashboard,
+    "bridge_to_function": BridgeToFunction,
+    "cvat_to_function_call": CvatToFunction,
 }
 
 __all__ = ["RESOURCES", "Declared", "Resource", "RunFacts", "Smokescreen"]

@@ -58,11 +58,32 @@ class RunFacts:
     """
 
     def __init__(
-        self, stack_ip: Callable[[str], str | None], gateway_ip: Callable[[], str]
+        self,
+        stack_ip: Callable[[str], str | None],
+        gateway_ip: Callable[[], str],
+        bridge_env: Callable[[], dict[str, str]] = dict,
+        function_port: Callable[[str], int | None] = lambda name: None,
     ) -> None:
         self._stack_ip = stack_ip
         self._ips: dict[str, str | None] = {}
         self._gateway_ip = gateway_ip
+        self._bridge_env = bridge_env
+        self._env: dict[str, str] | None = None
+        self._function_port = function_port
+        self._ports: dict[str, int | None] = {}
+
+    def bridge_env(self) -> dict[str, str]:
+        """The bridge container's environment (where it looks the dashboard up)."""
+        if self._env is None:
+            self._env = self._bridge_env()
+        return self._env
+
+    def function_port(self, name: str) -> int | None:
+        """The host port the dashboard says a function's trigger is published on; None where
+        the function is not deployed (its check says so)."""
+        if name not in self._ports:
+            self._ports[name] = self._function_port(name)
+        return self._ports[name]
 
     def stack_ip(self, name: str) -> str | None:
         """A container's address on the stack network; None where it has none (its check

@@ -11,11 +11,18 @@ is Docker DNS on that network.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import pytest
+
 from criobe_verify.diagnosis import Diagnosis
-from criobe_verify.profile import Container, Profile
+from criobe_verify.probe_answers import Resolution
+from criobe_verify.probes import ProbeUnavailable
+from criobe_verify.profile import Container, DnsProbe, Profile
+from criobe_verify.resources.base import Declared, Resource, RunFacts
 from criobe_verify.resources.container import StackContainer
 from criobe_verify.snapshot import FUNCTION_PREFIX, StackSnapshot
 
@@ -118,54 +125,67 @@ class Membership:
         ]
 
 
-@dataclass(frozen=True)
-class Lookup:
-    """A name as a container's own resolver answered it."""
-
-    name: str
-    addresses: tuple[str, ...]
-    error: str
-
-
-class NameResolution:
+class NameResolver(Resource):
     """What the stack's names resolve to inside one container (its resolver, its /etc/hosts),
     asked by probes; a container without python3 is probed from a helper sharing its network
-    namespace."""
+    namespace (criobe_verify.probes)."""
 
-    def __init__(self, source: str, lookups: list[Lookup], network: StackNetwork) -> None:
-        self.source, self.lookups, self.network = source, lookups, network
-        self._members = network.members_by_ip()
+    parameter = "dns_probe"
 
-    def wrong(self) -> list[Lookup]:
+    def __init__(self, probe: DnsProbe, find, prober, network: StackNetwork, *, strict: bool):
+        super().__init__(probe.source, find, prober, strict=strict)
+        self.names, self.network = probe.names, network
+
+    @classmethod
+    def probes(cls, param: DnsProbe, profile: Profile, facts: RunFacts) -> Iterator[Declared]:
+        for name in param.names:
+            yield Declared(param.source, ("resolve", name))
+
+    @cached_property
+    def lookups(self) -> dict[str, Resolution]:
+        """Each name as the container's resolver answered it (skips, saying why, where
+        nothing can be asked from inside the container)."""
+        try:
+            return {name: self._probe("resolve", name) for name in self.names}
+        except ProbeUnavailable as exc:
+            pytest.skip(f"cannot look names up from inside it: {exc}")
+
+    def wrong(self) -> list[str]:
         """Names that do not resolve, or resolve to no container of the stack network."""
-        return [lk for lk in self.lookups if not any(a in self._members for a in lk.addresses)]
+        members = self._members
+        return [n for n, r in self.lookups.items() if not any(a in members for a in r.addresses)]
+
+    @cached_property
+    def _members(self) -> dict[str, str]:
+        return self.network.members_by_ip()
 
     def why_wrong(self) -> list[Diagnosis]:
-        name = self.network.name
+        net = self.network.name
         found = []
-        for lk in self.wrong():
-            if not lk.addresses:
+        for name in self.wrong():
+            answer = self.lookups[name]
+            if not answer.addresses:
                 found.append(
                     Diagnosis(
-                        self.source,
-                        f"cannot resolve {lk.name}",
-                        observed=lk.error or "no address",
+                        self.name,
+                        f"cannot resolve {name}",
+                        observed=answer.error or "no address",
                         why="Docker's resolver (127.0.0.11) answers only containers on the "
                         "same network",
-                        expected=f"the address of a container on {name}",
-                        consequence=f"{self.source} cannot reach {lk.name}",
-                        fix=f"check /etc/resolv.conf in {self.source} and that both are on {name}",
+                        expected=f"the address of a container on {net}",
+                        consequence=f"{self.name} cannot reach {name}",
+                        fix=f"check /etc/resolv.conf in {self.name} and that both are on {net}",
                     )
                 )
             else:
                 found.append(
                     Diagnosis(
-                        self.source,
-                        f"{lk.name} resolves to {', '.join(lk.addresses)}",
-                        expected=f"a container on {name} "
+                        self.name,
+                        f"{name} resolves to {', '.join(answer.addresses)}",
+                        expected=f"a container on {net} "
                         f"({', '.join(sorted(self._members.values()))})",
-                        consequence=f"{self.source} talks to something else than {lk.name}",
-                        fix=f"remove the stale /etc/hosts or extra_hosts entry for {lk.name}",
+                        consequence=f"{self.name} talks to something else than {name}",
+                        fix=f"remove the stale /etc/hosts or extra_hosts entry for {name}",
                     )
                 )
         return found

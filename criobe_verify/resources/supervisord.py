@@ -2,25 +2,31 @@
 the diagnosis of a program down or respawned. supervisord restarts a crashing uvicorn or RQ
 worker inside the container, so the container's RestartCount never moves: only this shows it.
 
-    s = Supervisord(containers["cvat_worker_webhooks"], answer, window_s=600)
+    s = Supervisord(containers["cvat_worker_webhooks"], prober, window_s=600, strict=True)
     programs = s.settled_programs()          # STARTING/BACKOFF waited out, bounded
     expect(not s.failing(programs), lambda: s.why_failing(programs))
 
-`answer` is the prefetched reply of supervisord's control socket (the same XML-RPC that
-supervisorctl uses); where it did not answer, `supervisorctl status` is run in the container,
-and where the container has neither, the check skips saying so.
+It declares one probe, supervisord's control socket (the same XML-RPC that supervisorctl
+uses), prefetched as the run starts; where it did not answer, `supervisorctl status` is run in
+the container, and where the container has neither, the check skips saying so.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
 
 import pytest
 
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.probe_answers import SupervisorState
-from criobe_verify.probes import exec_in, missing_tool
+from criobe_verify.probes import Prober, ProbeUnavailable, exec_in, missing_tool
+from criobe_verify.profile import Profile
+from criobe_verify.resources.base import Declared, Resource, RunFacts
 from criobe_verify.resources.container import StackContainer, role
 from criobe_verify.supervisor import (
     SETTLE_S,
+    SOCKET_URL,
     STATUS_CMD,
     UNSETTLED,
     Program,
@@ -30,16 +36,34 @@ from criobe_verify.supervisor import (
 )
 from criobe_verify.waiting import wait_at_most
 
+_SOCKET_CALL = ("supervisor", SOCKET_URL.removeprefix("unix://"))
 
-class Supervisord:
-    def __init__(self, container: StackContainer, answer: SupervisorState, window_s: float) -> None:
-        self.container, self.answer, self.window_s = container, answer, window_s
+
+class Supervisord(Resource):
+    parameter = "supervised_container"
+
+    def __init__(
+        self, container: StackContainer, prober: Prober, window_s: float, *, strict: bool
+    ) -> None:
+        super().__init__(container.name, lambda: container.container, prober, strict=strict)
+        self.stack_container, self.window_s = container, window_s
+
+    @classmethod
+    def probes(cls, param: str, profile: Profile, facts: RunFacts) -> Iterator[Declared]:
+        yield Declared(param, _SOCKET_CALL)
+
+    @cached_property
+    def answer(self) -> SupervisorState:
+        try:
+            return self._probe(*_SOCKET_CALL)
+        except ProbeUnavailable as exc:  # no python3 here: supervisorctl may still answer
+            return SupervisorState.failed(str(exc))
 
     def _status(self) -> list[Program]:
-        code, out = exec_in(self.container.container, STATUS_CMD)
+        code, out = exec_in(self.container, STATUS_CMD)
         if missing_tool(code, out):
             pytest.skip(
-                f"{self.container.name}: has no supervisorctl ({out.strip()[-120:]}) and its "
+                f"{self.name}: has no supervisorctl ({out.strip()[-120:]}) and its "
                 f"control socket did not answer ({self.answer.error}); "
                 "CVAT's server image has both"
             )
@@ -57,14 +81,14 @@ class Supervisord:
                 seen.append(self._status())
             return not unsettled, f"{', '.join(unsettled) or 'none'} unsettled"
 
-        wait_at_most(settled, timeout=timeout, what=f"supervisord in {self.container.name}")
+        wait_at_most(settled, timeout=timeout, what=f"supervisord in {self.name}")
         return seen[-1]
 
     def down(self, programs: list[Program]) -> list[Program]:
         return [p for p in programs if p.required and p.state != "RUNNING"]
 
     def respawned(self, programs: list[Program]) -> list[Program]:
-        age = self.container.state.age_s or 0
+        age = self.stack_container.state.age_s or 0
         return [p for p in restarted(programs, age) if p.required and p.uptime_s < self.window_s]
 
     def failing(self, programs: list[Program]) -> list[Program]:
@@ -73,7 +97,7 @@ class Supervisord:
     # -- diagnoses ----------------------------------------------------------------------
 
     def why_no_programs(self) -> Diagnosis:
-        c = self.container
+        c = self.stack_container
         return Diagnosis(
             c.label,
             f"`{' '.join(STATUS_CMD)}` gave no program list",
@@ -85,7 +109,8 @@ class Supervisord:
         )
 
     def why_failing(self, programs: list[Program]) -> list[Diagnosis]:
-        c, logs = self.container, self.container.logs()
+        c = self.stack_container
+        logs = c.logs()
         name = c.container.name
         found = [
             Diagnosis(

@@ -321,3 +321,18 @@ def test_depends_on_takes_stable_ids_of_the_same_parameter(pytester):
     assert summary["checks"]["gateway/toy-answers[a]"]["outcome"] == "passed"
     skipped = summary["checks"]["gateway/toy-answers[b]"]
     assert skipped["message"] == "depends on gateway/toy-listening[b], which failed"
+
+
+def test_checks_and_fixtures_state_findings_with_diagnoses_not_bare_asserts():
+    """criobe-verify runs pytest with --assert=plain (no rewriting of ~60 modules at each
+    start): a bare assert in a check or fixture would fail with no message at all."""
+    import ast
+
+    offenders = [
+        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
+        for folder in ("tests", "fixtures", "criobe_verify/resources")
+        for path in sorted((PROJECT_ROOT / folder).glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert not offenders, f"bare asserts: {offenders}; use expect()/fail() with a Diagnosis"

@@ -187,7 +187,8 @@ class StackContainer:
             status = self.health.status
             return status != "starting", f"health {status!r}"
 
-        wait_at_most(decided, timeout=timeout, what=f"{self.name}'s health check")
+        if self.health.status == "starting":  # the run's listing is recent enough otherwise
+            wait_at_most(decided, timeout=timeout, what=f"{self.name}'s health check")
         return self.health
 
     # -- diagnoses ----------------------------------------------------------------------

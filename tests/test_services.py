@@ -67,8 +67,9 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
     cvat_scratch, webhooks_worker, bridge, depends_on
 ):
     """A job really enqueued on `webhooks` and really consumed: an event's delivery record
-    exists only once cvat_worker_webhooks ran the job (whatever the target answered)."""
-    depends_on(LOGIN_CHECK)
+    exists only once cvat_worker_webhooks ran the job (whatever the target answered). The
+    project is created as the bridge's user: one outside CVAT's admin group may create nothing."""
+    depends_on(LOGIN_CHECK, "services/bridge-user-is-admin")
     project = cvat_scratch.project()
     webhook = cvat_scratch.webhook(project.id, bridge.webhook_target, ["update:project"])
     cvat_scratch.session.rename_project(project, project.name + "-x")

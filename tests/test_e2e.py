@@ -25,17 +25,23 @@ from criobe_verify.diagnosis import expect
 pytestmark = [pytest.mark.e2e, pytest.mark.guide("post-install")]
 
 
-@check("e2e/two-stage-exactly-once")
-def test_two_stage_run_annotates_the_quadrat_exactly_once(pipeline):
-    run = pipeline.start("two-stage")
-    wrong = run.corners_detected()
-    expect(not wrong, lambda: run.why_corners_break_contract(wrong))
+def _corals_then_exactly_once(run) -> None:
+    """Both workflows end alike: the warped or grid-free task in the corals project, coral
+    polygons on it, the run's report, then nothing happening twice while watched."""
     run.task_derived("corals")
     corals = run.shapes_detected("corals")
     expect(all(s.type == "polygon" for s in corals), lambda: run.why_corals_not_polygons(corals))
     run.report()
     twice = run.not_exactly_once()
     expect(not twice, lambda: run.why_not_exactly_once(twice))
+
+
+@check("e2e/two-stage-exactly-once")
+def test_two_stage_run_annotates_the_quadrat_exactly_once(pipeline):
+    run = pipeline.start("two-stage")
+    wrong = run.corners_detected()
+    expect(not wrong, lambda: run.why_corners_break_contract(wrong))
+    _corals_then_exactly_once(run)
 
 
 @check("e2e/three-stage-exactly-once")
@@ -45,9 +51,4 @@ def test_three_stage_run_annotates_the_quadrat_exactly_once(pipeline):
     expect(not wrong, lambda: run.why_corners_break_contract(wrong))
     run.task_derived("grid")
     run.shapes_detected("grid")
-    run.task_derived("corals")
-    corals = run.shapes_detected("corals")
-    expect(all(s.type == "polygon" for s in corals), lambda: run.why_corals_not_polygons(corals))
-    run.report()
-    twice = run.not_exactly_once()
-    expect(not twice, lambda: run.why_not_exactly_once(twice))
+    _corals_then_exactly_once(run)

@@ -21,6 +21,7 @@ result); `LogLine` a line in a container's log (status and log tail when it does
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -300,7 +301,8 @@ def wait_or_fail(strategy: WaitStrategy, *, timeout: float, what: str, **pace: f
     except WaitTimeout as exc:
         if exc.diagnosis is None:
             raise
-        fail(exc.diagnosis)
+        diagnosis = exc.diagnosis
+    fail(diagnosis)  # outside the except: the report shows the diagnosis, not the chain
 
 
 @dataclass
@@ -320,11 +322,12 @@ class Appears(WaitStrategy, Generic[T]):
     every: float = 2.0
     found: T | None = None
     _asked: Stopwatch | None = None
+    _seen: str = ""
 
     def check(self) -> tuple[bool, str]:
-        self.found, status = self.look()
+        self.found, self._seen = self.look()
         if self.found is not None:
-            return True, status
+            return True, self._seen
         if self.hopeless is not None and (
             self._asked is None or self._asked.elapsed() >= self.every
         ):
@@ -332,10 +335,11 @@ class Appears(WaitStrategy, Generic[T]):
             why = self.hopeless()
             if why:
                 raise WaitFailed(why)
-        return False, status
+        return False, self._seen
 
     def unready(self, how: Unready) -> Diagnosis:
-        return self.explain(how)
+        # A hopeless look gives up within its own check: what that look saw is the last status.
+        return self.explain(dataclasses.replace(how, last=self._seen or how.last))
 
     def wait(self, timeout: float, **pace: float) -> T:
         """What appeared; the check fails with `explain`'s Diagnosis when nothing did."""

@@ -9,6 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from criobe_verify.diagnosis import CheckFailed
+from criobe_verify.resources.cvat import answering
 from criobe_verify.resources.cvat_facts import Job, Label, Shape, label_names, online_call_keeps
 from criobe_verify.resources.webhook import Delivery
 from selftests import PROJECT_ROOT
@@ -82,6 +86,20 @@ def test_the_online_call_keeps_only_what_the_project_declares():
     assert [a["name"] for a in kept[0]["attributes"]] == (
         ["confidence"] if any(a.name == "confidence" for a in polygon.attributes) else []
     )
+
+
+def test_an_sdk_error_fails_the_check_naming_the_request_and_cvats_answer():
+    import urllib3
+    from cvat_sdk.api_client.exceptions import ForbiddenException
+
+    answer = urllib3.HTTPResponse(body=b'{"detail":"You do not have permission"}', status=403)
+    with pytest.raises(CheckFailed) as err, answering("POST /api/projects", "201"):
+        raise ForbiddenException(http_resp=answer)
+    assert str(err.value) == (
+        "cvat_server: POST /api/projects answered 403: "
+        """'{"detail":"You do not have permission"}' — expected 201."""
+    )
+    assert err.value.__suppress_context__  # not the SDK's headers and traceback
 
 
 CVAT_SDK_LOADED = textwrap.dedent(

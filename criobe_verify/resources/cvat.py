@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.diagnosis import CheckFailed, Diagnosis, fail
 from criobe_verify.http import http_client
 from criobe_verify.profile import Profile
 from criobe_verify.redact import REDACTOR
@@ -202,22 +202,20 @@ def answering(what: str, expected: str = "200") -> Iterator[None]:
 
     try:
         yield
+        return
     except ApiException as exc:
         body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else exc.body
-        fail(
-            Diagnosis(
-                SERVER,
-                f"{what} answered {exc.status}",
-                observed=repr((body or "")[:300]),
-                expected=expected,
-            )
-        )
+        found = Diagnosis(
+            SERVER, f"{what} answered {exc.status}", observed=repr((body or "")[:300]),
+            expected=expected,
+        )  # fmt: skip
     except urllib3.exceptions.HTTPError as exc:
-        fail(
-            Diagnosis(
-                SERVER, f"{what} failed", observed=f"{type(exc).__name__}: {exc}", expected=expected
-            )
+        found = Diagnosis(
+            SERVER, f"{what} failed", observed=f"{type(exc).__name__}: {exc}", expected=expected
         )
+    # The with statement hands the SDK's exception over as the context: the report shows the
+    # diagnosis alone, not the SDK's headers and traceback.
+    raise CheckFailed((found,)) from None
 
 
 def paged(endpoint: Any, **params: Any) -> list[dict[str, Any]]:

@@ -293,6 +293,31 @@ def wait_for(
     )
 
 
+def settle(
+    look: Callable[[], tuple[bool, str]], *, timeout: float, what: str, interval: float = 1.0
+) -> str:
+    """Give a state that is no verdict yet (a health check 'starting', a supervisord program
+    in BACKOFF) up to `timeout` to become one, and return what it last was: the caller
+    judges whatever the state is then, so running out of time is no failure here.
+
+    >>> settle(lambda: (False, "health 'starting'"), timeout=0, what="nuclio's health")
+    "health 'starting'"
+    """
+    last = "not looked yet"
+
+    def remembered() -> tuple[bool, str]:
+        nonlocal last
+        ok, last = look()
+        return ok, last
+
+    try:
+        return wait_until(remembered, timeout=timeout, what=what, interval=interval)
+    except WaitFailed:
+        raise
+    except WaitTimeout:
+        return last
+
+
 def wait_or_fail(strategy: WaitStrategy, *, timeout: float, what: str, **pace: float) -> str:
     """`wait_for` inside a check: a wait that ends unready fails the check with the
     strategy's Diagnosis (one without a Diagnosis is raised as it is)."""

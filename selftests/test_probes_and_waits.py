@@ -18,6 +18,7 @@ from criobe_verify.waiting import (
     Stopwatch,
     WaitFailed,
     WaitTimeout,
+    settle,
     wait_for,
     wait_until,
 )
@@ -197,3 +198,11 @@ def test_a_log_line_that_does_not_come_names_the_container_state_and_its_log():
     container.status = "exited"
     with pytest.raises(WaitFailed, match="it is exited"):
         wait_for(LogLine("webhook receiver", container, "listening"), timeout=5, what="r")
+
+
+def test_a_state_that_settles_late_is_handed_back_as_it_last_was(monkeypatch):
+    monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
+    looks = iter([(False, "smokescreen BACKOFF")] * 3 + [(True, "settled")])
+    assert settle(lambda: next(looks), timeout=60, what="supervisord") == "settled"
+    looks = iter([(False, "health 'starting'"), (False, "health 'starting' still")])
+    assert settle(lambda: next(looks), timeout=0, what="health") == "health 'starting'"

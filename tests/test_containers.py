@@ -11,7 +11,6 @@ depends on its existence check, so a missing container is not also reported "not
 from __future__ import annotations
 
 import datetime
-import time
 
 import pytest
 
@@ -29,6 +28,7 @@ from criobe_verify.supervisor import (
     parse_status,
     restarted,
 )
+from criobe_verify.waiting import settle
 
 pytestmark = [pytest.mark.containers, pytest.mark.guide("step-3")]
 
@@ -150,6 +150,12 @@ def _health(c) -> dict:
     return c.attrs["State"].get("Health") or {}
 
 
+def _decided(c) -> tuple[bool, str]:
+    c.reload()
+    status = _health(c).get("Status")
+    return status != "starting", f"health {status!r}"
+
+
 @check("containers/healthy")
 def test_container_is_healthy(health_checked_container, stack_container, depends_on):
     """Containers the profile says have a health check (the Nuclio dashboard and functions
@@ -167,11 +173,9 @@ def test_container_is_healthy(health_checked_container, stack_container, depends
                 fix="use the profile's image",
             )
         )
-    deadline = time.monotonic() + 60
-    # 'starting' is not a verdict yet: wait, bounded, for the probe to decide.
-    while _health(c).get("Status") == "starting" and time.monotonic() < deadline:
-        time.sleep(1)
-        c.reload()
+    if _health(c).get("Status") == "starting":
+        # 'starting' is not a verdict yet: wait, bounded, for the probe to decide.
+        settle(lambda: _decided(c), timeout=60, what=f"{c.name}'s health check")
     health = _health(c)
     if health.get("Status") == "healthy":
         return
@@ -256,6 +260,21 @@ def test_container_restart_policy_matches_profile(
     )
 
 
+def _settled_programs(c) -> list:
+    """STARTING (within startsecs) and BACKOFF (between retries) are no verdict yet: ask
+    `supervisorctl status` again, bounded, until supervisord settles on RUNNING or gives the
+    program up."""
+    programs: list = []
+
+    def look() -> tuple[bool, str]:
+        programs[:] = parse_status(exec_in(c, STATUS_CMD)[1])
+        waiting = [f"{p.name} {p.state}" for p in programs if p.state in UNSETTLED]
+        return not waiting, ", ".join(waiting) or "settled"
+
+    settle(look, timeout=SETTLE_S, what=f"supervisord's programs in {c.name}")
+    return programs
+
+
 # Last in the layer: it reads the probe prefetch's answers, which the checks above (the
 # Docker snapshot's alone) leave time to arrive.
 @check("containers/supervised-programs-running")
@@ -278,13 +297,8 @@ def test_supervised_programs_are_running(
                 f"did not answer ({answer.get('error', 'no python3')}); CVAT's server image has both"
             )
         programs = parse_status(out)
-    # STARTING (within startsecs) and BACKOFF (between retries) are no verdict yet: wait,
-    # bounded, for supervisord to settle on RUNNING or to give the program up.
-    deadline = time.monotonic() + SETTLE_S
-    while any(p.state in UNSETTLED for p in programs) and time.monotonic() < deadline:
-        time.sleep(1)
-        code, out = exec_in(c, STATUS_CMD)
-        programs = parse_status(out)
+    if any(p.state in UNSETTLED for p in programs):
+        programs = _settled_programs(c)
     if not programs:
         fail(
             Diagnosis(

@@ -167,20 +167,19 @@ class Run:
             mine = [s for s in shapes if s.label_id == corner.id]
             return (shapes if mine else None), f"{len(shapes)} shape(s), none of the label yet"
 
-        self._stage(
+        shapes = self._stage(
             "corners detected",
             look,
             "the job went 'in progress': the corners project's "
             f"detect webhook should run {CORNERS} on it",
             CORNERS,
         )
-        return self._corner_problems(
-            corner, [s for s in self.session.shapes(job) if s.label_id == corner.id]
-        )
+        return self._corner_problems(corner, [s for s in shapes if s.label_id == corner.id])
 
     def task_derived(self, kind: str) -> Task:
         """The previous task's job completed as CVAT completes it (stage acceptance, state
         completed); the bridge's task webhook creates the derived task in `kind`'s project."""
+        before = self.kinds[self.kinds.index(kind) - 1]
         source = self._previous(kind)
         self.session.update_job(self.jobs[source].id, stage="acceptance", state="completed")
         name = self._derived_name(kind)
@@ -193,13 +192,12 @@ class Run:
                 f"tasks in project {project.id}: {[t.name for t in tasks] or 'none'}"
             )
 
-        what = "grid-free" if source == "grid" else "warped"
+        what = "grid-free" if before == "grid" else "warped"
         task = self._stage(
             f"{what} task created",
             look,
-            f"the task was completed: the "
-            f"{source if source != 'source' else 'corners'} project's task webhook "
-            f"should create '{name}' in project {project.name}",
+            f"the task was completed: the {before} project's task webhook should create "
+            f"'{name}' in project {project.name}",
         )
         self.tasks[kind] = task
         return task
@@ -234,6 +232,7 @@ class Run:
         return shapes
 
     def _previous(self, kind: str) -> str:
+        """The task (key of `tasks`, `jobs`) `kind`'s task is derived from."""
         before = self.kinds[self.kinds.index(kind) - 1]
         return "source" if before == "corners" else before
 

@@ -236,11 +236,13 @@ class CvatSession:
     writes what the suite needs; `http` (httpx) asks where the raw answer is the fact.
 
     Listings, labels and annotations come through cvat-sdk's endpoints but are parsed from
-    their JSON straight into the frozen facts below: the generated models validate every
-    field of every element (a 117-point grid skeleton on each half-second look of an e2e
-    stage), which cost 2.6 s of CPU per e2e layer on a 2-core host that also runs the
-    functions, for a typed object the suite would only copy out of. Writes and single
-    objects (users/self, creations, PATCHes, request status) stay typed.
+    their JSON straight into the frozen facts of cvat_facts.py: the generated models validate
+    every field of every element, 30 ms for one 117-point grid answer, which an e2e stage
+    asks for every half second; typed, the 61 such reads of a services+webhooks+e2e run
+    took 0.69 s of CPU against 0.13 s for them and the deliveries as JSON (measured
+    without a profiler, on a 2-core host that also runs the functions), for a typed object
+    the suite would only copy out of. Writes and single objects (users/self, creations,
+    PATCHes, request status) stay typed.
     """
 
     def __init__(self, cvat: Cvat, token: str) -> None:

@@ -334,7 +334,8 @@ def wait_or_fail(strategy: WaitStrategy, *, timeout: float, what: str, **pace: f
 class Appears(WaitStrategy, Generic[T]):
     """Something the stack makes appears: `look()` returns (it, or None while absent; what it
     saw), and raises WaitFailed when it can no longer come. `hopeless()`, asked every
-    `every` s (a costlier look), says why it cannot come any more ('' while it still can).
+    `every` s after the first look (a costlier look), says why it cannot come any more ('' while
+    it still can).
     `explain` builds the Diagnosis of a wait that ended without it.
 
         delivery = Appears("the update:job delivery", look, explain=why_not_sent).wait(30)
@@ -353,9 +354,11 @@ class Appears(WaitStrategy, Generic[T]):
         self.found, self._seen = self.look()
         if self.found is not None:
             return True, self._seen
-        if self.hopeless is not None and (
-            self._asked is None or self._asked.elapsed() >= self.every
-        ):
+        # hopeless() costs more than a look (a container's state, every delivery): asked
+        # `every` s from the first look on, not on each, nor before the thing had a chance.
+        if self._asked is None:
+            self._asked = Stopwatch()
+        elif self.hopeless is not None and self._asked.elapsed() >= self.every:
             self._asked = Stopwatch()
             why = self.hopeless()
             if why:

@@ -31,7 +31,6 @@ pytest_plugins = [
     "criobe_verify.fixtures.sample",
     "criobe_verify.fixtures.pipeline",
     "criobe_verify.fixtures.reach",
-    "criobe_verify.fixtures.probe_plan",
     "criobe_verify.fixtures.prefetch",
     "criobe_verify.fixtures.report",
 ]

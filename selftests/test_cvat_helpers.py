@@ -1,9 +1,10 @@
-"""Helpers of the CVAT fixtures: the bridge's credential names and the generated image."""
+"""Helpers of the CVAT resources: the bridge's credential names and the generated image."""
 
-from criobe_verify.fixtures.cvat import credentials_from_env, tiny_png
 from PIL import Image
 
 from criobe_verify.redact import REDACTOR
+from criobe_verify.resources.bridge import credentials_from_env
+from criobe_verify.resources.scratch import tiny_png
 
 
 def test_either_documented_credential_set_is_read_and_learnt_as_secret():

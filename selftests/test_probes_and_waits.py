@@ -1,4 +1,5 @@
-"""Probes without the tool they need, and waits that fail fast, on stand-in Docker objects."""
+"""Probes without the tool they need, and waits that fail fast or with their own diagnosis,
+on stand-in Docker objects."""
 
 from __future__ import annotations
 
@@ -6,10 +7,22 @@ import json
 
 import pytest
 
-from criobe_verify import probes
+from criobe_verify import probes, waiting
+from criobe_verify.diagnosis import CheckFailed, Diagnosis
 from criobe_verify.probe_answers import Resolution
 from criobe_verify.probes import Prober, ProbeUnavailable
-from criobe_verify.waiting import AllOf, ContainerWait, WaitFailed, WaitTimeout, wait_for
+from criobe_verify.waiting import (
+    AllOf,
+    Appears,
+    ContainerWait,
+    LogLine,
+    Stopwatch,
+    WaitFailed,
+    WaitTimeout,
+    settle,
+    wait_for,
+    wait_until,
+)
 
 NOT_FOUND = (
     'OCI runtime exec failed: exec failed: unable to start container process: exec: "python3": '
@@ -123,3 +136,74 @@ def test_a_wait_that_times_out_says_what_it_last_saw():
     with pytest.raises(WaitTimeout) as err:
         wait_for(strategy, timeout=0.2, what="stack", interval=0.05)
     assert "last status: not created" in str(err.value) and "bridge: not created" in str(err.value)
+
+
+def _stalled(how):
+    return Diagnosis("bridge", f"stalled: {how.ended}", observed=how.last)
+
+
+def test_a_check_waiting_for_something_fails_with_the_strategys_own_diagnosis():
+    looks = iter(range(1, 100))
+    with pytest.raises(CheckFailed) as err:
+        Appears("the delivery", lambda: (None, f"look {next(looks)}"), _stalled).wait(
+            0.2, interval=0.05
+        )
+    last = int(str(err.value).rsplit("look ", 1)[1].rstrip("."))
+    assert "bridge: stalled: not there after 0 s: look " in str(err.value) and last > 1
+    assert err.value.__context__ is None  # the report shows the diagnosis, not a traceback chain
+    assert err.value.diagnoses[0].subject == "bridge"
+
+
+def test_what_appears_is_handed_back():
+    looks = iter([(None, "none yet"), ({"id": 7}, "1 task")])
+    assert Appears("the task", lambda: next(looks), _stalled).wait(5, interval=0.01) == {"id": 7}
+
+
+def test_a_hopeless_wait_gives_up_at_its_first_ask_saying_why():
+    clock = Stopwatch()
+    wait = Appears("the stage", lambda: (None, "0 shapes"), _stalled, every=0.2,
+                   hopeless=lambda: "the bridge container is exited (exit code 137)")  # fmt: skip
+    with pytest.raises(CheckFailed) as err:
+        wait.wait(30, interval=0.05)
+    assert 0.2 <= clock.elapsed() < 5  # asked `every` s after the first look, then given up
+    assert "stalled: the bridge container is exited (exit code 137) (0 s in): 0 shapes" in str(
+        err.value
+    )
+
+
+def test_a_look_that_knows_it_cannot_come_fails_at_once():
+    def look():
+        raise WaitFailed("'failed': 'no worker'")
+
+    with pytest.raises(CheckFailed, match="stalled: 'failed': 'no worker'"):
+        Appears("task data", look, _stalled).wait(30)
+
+
+def test_the_pause_grows_by_the_backoff_up_to_its_bound(monkeypatch):
+    pauses = []
+    monkeypatch.setattr(waiting.time, "sleep", pauses.append)
+    looks = iter([(False, "queued")] * 6 + [(True, "finished")])
+    wait_until(lambda: next(looks), timeout=60, what="x", interval=0.05, backoff=2, max_interval=1)
+    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8, 1]
+
+
+def test_a_log_line_that_does_not_come_names_the_container_state_and_its_log():
+    container = FakeContainer("receiver")
+    container.reload = lambda: None
+    container.status = "running"
+    with pytest.raises(WaitTimeout) as err:
+        wait_for(LogLine("webhook receiver", container, "listening"), timeout=0.1, what="r",
+                 interval=0.05)  # fmt: skip
+    message = str(err.value)
+    assert "'listening' not in its log: not there after 0 s" in message and "last words" in message
+    container.status = "exited"
+    with pytest.raises(WaitFailed, match="it is exited"):
+        wait_for(LogLine("webhook receiver", container, "listening"), timeout=5, what="r")
+
+
+def test_a_state_that_settles_late_is_handed_back_as_it_last_was(monkeypatch):
+    monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
+    looks = iter([(False, "smokescreen BACKOFF")] * 3 + [(True, "settled")])
+    assert settle(lambda: next(looks), timeout=60, what="supervisord") == "settled"
+    looks = iter([(False, "health 'starting'"), (False, "health 'starting' still")])
+    assert settle(lambda: next(looks), timeout=0, what="health") == "health 'starting'"

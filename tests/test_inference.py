@@ -16,12 +16,11 @@ criobe_verify/resources/answer.py's.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from criobe_verify.check import check
-from criobe_verify.diagnosis import Diagnosis, expect, fail
+from criobe_verify.diagnosis import expect
+from criobe_verify.resources.cvat_facts import online_call_keeps
 
 pytestmark = [pytest.mark.inference, pytest.mark.guide("step-6")]
 
@@ -67,73 +66,20 @@ def test_function_output_matches_its_golden(expected_function, answers, golden, 
     expect(not drift, lambda: answer.why_drifted(drift, golden.path(expected_function)))
 
 
-def _cvat_kept(raw: list, project_labels: dict[str, dict]) -> list:
-    """What CVAT 2.29.0's online call returns for a function's raw list: items whose label the
-    project has; `attributes` reduced to those the label declares with a value its type accepts
-    (number: str.isnumeric), also when the item had none; skeleton elements' attributes
-    emptied (their sublabels declare none); every other key as the function sent it."""
-
-    def kept_attributes(item: dict, declared: dict[str, dict]) -> list:
-        return [
-            a
-            for a in item.get("attributes") or []
-            if a.get("name") in declared
-            and (
-                declared[a["name"]].get("input_type") != "number" or str(a.get("value")).isnumeric()
-            )
-        ]
-
-    kept = []
-    for item in raw:
-        label = project_labels.get(item.get("label"))
-        if label is None:
-            continue
-        declared = {a["name"]: a for a in label.get("attributes") or []}
-        out = dict(item, attributes=kept_attributes(item, declared))
-        if item.get("elements"):
-            out["elements"] = [dict(e, attributes=[]) for e in item["elements"]]
-        kept.append(out)
-    return kept
-
-
 @check("inference/cvat-keeps-answer")
 def test_cvat_keeps_what_the_function_returned(
-    detector_function, answers, sample, cvat_scratch, cvat_api, depends_on
+    detector_function, answers, sample, cvat_scratch, depends_on
 ):
     """One online call through CVAT's lambda API (POST /api/lambda/functions/<id>) on a task
     holding the same image: CVAT passes the function's answer on, filtered as documented."""
-    fn = detector_function
-    depends_on("inference/output-follows-contract")
-    depends_on("functions/cvat-lists-detector")
+    fn, cvat = detector_function, cvat_scratch.session
+    depends_on("inference/output-follows-contract", "functions/cvat-lists-detector")
     raw = answers[fn].data
     project = cvat_scratch.criobe_project(fn.role)
     task, _ = cvat_scratch.task_with_one_job(
-        project["id"], image=sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
+        project.id, image=sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
     )
-    r = cvat_api.post(f"/api/lambda/functions/{fn.name}", json={"task": task["id"], "frame": 0})
-    if r.status_code != 200:
-        fail(
-            Diagnosis(
-                "cvat_server",
-                f"POST /api/lambda/functions/{fn.name} answered {r.status_code}",
-                observed=r.text[:400],
-                expected="200 with the function's shapes",
-                consequence="CVAT's automatic annotation with this model fails",
-                fix="cvat_server reaches the function at host.docker.internal:<httpPort>: "
-                "see the reachability layer",
-            )
-        )
-    labels = {label["name"]: label for label in cvat_scratch.project_labels(project["id"])}
-    expected = _cvat_kept(raw, labels)
-    if r.json() == expected:
-        return
-    fail(
-        Diagnosis(
-            "cvat_server",
-            f"the online call of {fn.name} did not return what the function answered",
-            observed=json.dumps(r.json())[:300],
-            expected=f"the function's answer, filtered by CVAT's rules: {json.dumps(expected)[:300]}",
-            consequence="what CVAT stores differs from what the model found",
-            fix="compare the function's labels and attributes with the project's",
-        )
-    )
+    call = cvat.call_online(fn.name, task.id)
+    expect(call.status == 200, lambda: cvat.why_online_call_failed(call))
+    kept = online_call_keeps(raw, cvat.labels(project.id))
+    expect(call.data == kept, lambda: cvat.why_online_call_changed(call, kept))

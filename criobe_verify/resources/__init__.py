@@ -15,6 +15,7 @@ asks every registered class used by a selected check for its declared probes
 from __future__ import annotations
 
 from criobe_verify.resources.base import Declared, Resource, RunFacts
+from criobe_verify.resources.bridge import Bridge, BridgeOnTheStack
 from criobe_verify.resources.network import NameResolver
 from criobe_verify.resources.reach import (
     BridgeToDashboard,
@@ -35,6 +36,8 @@ RESOURCES: dict[str, type[Resource]] = {
     "bridge_to_dashboard": BridgeToDashboard,
     "bridge_to_function": BridgeToFunction,
     "cvat_to_function_call": CvatToFunction,
+    "bridge": Bridge,
+    "bridge_direct_answer": BridgeOnTheStack,
 }
 
 __all__ = ["RESOURCES", "Declared", "Resource", "RunFacts", "Smokescreen"]

@@ -23,7 +23,7 @@ from criobe_verify.containers import describe_state, logs_tail
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.profile import Profile
 from criobe_verify.snapshot import FUNCTION_PREFIX, StackSnapshot, display_name
-from criobe_verify.waiting import wait_at_most
+from criobe_verify.waiting import settle
 
 # What breaks for a coral-lab user when a container is down: the consequence in a failure.
 ROLE = {
@@ -188,7 +188,7 @@ class StackContainer:
             return status != "starting", f"health {status!r}"
 
         if self.health.status == "starting":  # the run's listing is recent enough otherwise
-            wait_at_most(decided, timeout=timeout, what=f"{self.name}'s health check")
+            settle(decided, timeout=timeout, what=f"{self.name}'s health check")
         return self.health
 
     # -- diagnoses ----------------------------------------------------------------------

@@ -34,7 +34,7 @@ from criobe_verify.supervisor import (
     parse_status,
     restarted,
 )
-from criobe_verify.waiting import wait_at_most
+from criobe_verify.waiting import settle
 
 _SOCKET_CALL = ("supervisor", SOCKET_URL.removeprefix("unix://"))
 
@@ -81,7 +81,7 @@ class Supervisord(Resource):
                 seen.append(self._status())
             return not unsettled, f"{', '.join(unsettled) or 'none'} unsettled"
 
-        wait_at_most(settled, timeout=timeout, what=f"supervisord in {self.name}")
+        settle(settled, timeout=timeout, what=f"supervisord in {self.name}")
         return seen[-1]
 
     def down(self, programs: list[Program]) -> list[Program]:

@@ -1,0 +1,166 @@
+"""What the suite creates in CVAT: projects (with the CRIOBE labels), tasks with data, and
+webhooks, named under the run prefix (`criobe-verify-<time>-<hex>`) and deleted at the end,
+also when a check fails; `criobe-verify cleanup` finds an interrupted run's leftovers by the
+same prefix.
+
+    scratch = Scratch(session, "criobe-verify-20261201193000-1a2b3c")
+    project = scratch.criobe_project("corners")
+    task, job = scratch.task_with_one_job(project.id, image=photo, name="quadrat.jpg")
+    webhook = scratch.webhook(project.id, "http://bridge.gateway:8000/health", ["update:job"])
+    scratch.cleanup()
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.resources.cvat import SERVER, CvatSession, answering, paged
+from criobe_verify.resources.cvat_facts import Job, Project, Task, text
+from criobe_verify.resources.webhook import Webhook
+from criobe_verify.waiting import Appears, Unready, WaitFailed
+
+
+def tiny_png(width: int = 64, height: int = 48) -> bytes:
+    """A valid RGB PNG, sand-coloured, without any imaging library."""
+    row = b"\x00" + bytes((194, 178, 128)) * width
+    raw = row * height
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+@dataclass
+class Scratch:
+    """Creates CVAT objects under the run prefix and deletes them at the end (a project's
+    deletion cascades to its tasks, jobs and webhooks); cleanup.py finds an interrupted run's
+    leftovers by the same prefix."""
+
+    session: CvatSession
+    prefix: str
+    projects: list[int] = field(default_factory=list)
+
+    def project(self, labels: list[dict] | None = None) -> Project:
+        labels = labels or [{"name": "coral", "type": "polygon", "attributes": []}]
+        name = f"{self.prefix}-project-{len(self.projects) + 1}"
+        with answering("POST /api/projects", "201"):
+            created = self.session.sdk.projects.create({"name": name, "labels": labels})
+        self.projects.append(created.id)
+        return Project(created.id, created.name)
+
+    def criobe_project(self, kind: str) -> Project:
+        """A project with the exported CRIOBE labels of this kind (corners, grid, corals)."""
+        from criobe_verify.labels import project_labels
+
+        return self.project(project_labels({"inpaint": "grid"}.get(kind, kind)))
+
+    def task_with_one_job(
+        self,
+        project_id: int,
+        timeout: float = 120,
+        image: bytes | None = None,
+        name: str = "quadrat.png",
+    ) -> tuple[Task, Job]:
+        """A task of one image (default a tiny sand-coloured PNG), uploaded the way cvat-sdk's
+        create_from_data does, its data processed (waited for), and its job."""
+        from cvat_sdk import models
+        from cvat_sdk.core.uploading import DataUploader
+
+        sdk = self.session.sdk
+        with answering("POST /api/tasks", "201"):
+            spec = models.TaskWriteRequest(name=f"{self.prefix}-task", project_id=project_id)
+            task, _ = sdk.api_client.tasks_api.create(spec)
+        url = sdk.api_map.make_endpoint_url("/api/tasks/{id}/data", kwsub={"id": task.id})
+        with tempfile.TemporaryDirectory(prefix="criobe-verify-") as folder:
+            path = Path(folder, name)
+            path.write_bytes(image or tiny_png())
+            with answering(f"POST /api/tasks/{task.id}/data", "202"):
+                answer = DataUploader(sdk).upload_files(url, [path], image_quality=100)
+        self._data_ready(json.loads(answer.data)["rq_id"], timeout)
+        job = self.session.job_of(task.id)
+        if job is None:
+            fail(Diagnosis(SERVER, f"task {task.id} has no job after its data was processed"))
+        return Task(task.id, task.name, project_id), job
+
+    def _data_ready(self, rq_id: str, timeout: float) -> None:
+        """Until CVAT's background request for the data finishes; `failed` fails at once."""
+        requests = self.session.sdk.api_client.requests_api
+
+        def look() -> tuple[str | None, str]:
+            with answering(f"GET /api/requests/{rq_id}"):
+                request, _ = requests.retrieve(rq_id)
+            status = text(request.status)
+            seen = f"{status!r}: {request.get('message')!r}"
+            if status == "failed":
+                raise WaitFailed(seen)
+            return (status if status == "finished" else None), seen
+
+        def explain(how: Unready) -> Diagnosis:
+            return Diagnosis(
+                SERVER,
+                f"task data upload {rq_id} is {how.gave_up or how.last} after {how.waited_s:.0f} s",
+                expected=f"'finished' within {timeout:.0f} s",
+                consequence="no task can be created from images (is a worker consuming it?)",
+                fix="docker logs cvat_worker_import; docker logs cvat_server",
+            )
+
+        # The worker takes a small image in well under a second: poll soon, then back off.
+        Appears(f"task data {rq_id}", look, explain).wait(
+            timeout, interval=0.05, backoff=2, max_interval=1
+        )
+
+    def webhook(self, project_id: int, target: str, events: list[str], secret: str = "") -> Webhook:
+        """A project webhook as the CRIOBE docs set them up: JSON, SSL off, active."""
+        from cvat_sdk import models
+
+        spec = models.WebhookWriteRequest(
+            target_url=target,
+            description=self.prefix,
+            type=models.WebhookType("project"),
+            content_type=models.WebhookContentType("application/json"),
+            secret=secret,
+            is_active=True,
+            enable_ssl=False,
+            events=[models.EventsEnum(e) for e in events],
+            project_id=project_id,
+        )
+        with answering("POST /api/webhooks", "201"):
+            created, _ = self.session.sdk.api_client.webhooks_api.create(spec)
+        return Webhook(self.session, created.id, created.target_url, project_id)
+
+    def cleanup(self) -> list[str]:
+        """Delete what this run made, then anything else under its prefix (left by an
+        interrupted run of this one); returns what could not be deleted."""
+        from cvat_sdk.api_client.exceptions import ApiException
+
+        api = self.session.sdk.api_client.projects_api
+        problems = []
+        for pid in reversed(self.projects):
+            try:
+                api.destroy(pid)
+            except ApiException as exc:
+                if exc.status != 404:
+                    problems.append(f"project {pid}: DELETE answered {exc.status}")
+        try:
+            left = paged(api.list_endpoint, search=self.prefix, page_size=100)
+            for p in left:
+                if p["name"].startswith(self.prefix):
+                    api.destroy(p["id"])
+        except ApiException as exc:
+            problems.append(f"projects of {self.prefix}: {exc.status}")
+        return problems

@@ -29,10 +29,11 @@ import hashlib
 import json
 import os
 import tempfile
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from criobe_verify.waiting import settle
 
 
 def _atomic_write(path: Path, data: Any) -> None:
@@ -141,25 +142,19 @@ class RunState:
         return stop["reason"] if stop else None
 
     def wait_for(
-        self,
-        check_ids: Iterable[str],
-        timeout: float,
-        poll: float = 0.05,
-        progress: Callable[[list[str], float], None] | None = None,
+        self, check_ids: Iterable[str], timeout: float, poll: float = 0.05, what: str = ""
     ) -> bool:
-        """Until every check_id has a result, the run is stopped, or the timeout; True if all."""
+        """Until every check_id has a result, the run is stopped, or the timeout; True if all.
+        A wait longer than 10 s logs what it still waits for (`what` says who waits)."""
         pending = [n for n in check_ids if not self._has_result(n)]
-        start = time.monotonic()
-        last_progress = start
-        while pending:
-            if self.stop_reason() is not None:
-                return False
-            now = time.monotonic()
-            if now - start >= timeout:
-                return False
-            if progress and now - last_progress >= 10:
-                progress(pending, now - start)
-                last_progress = now
-            time.sleep(poll)
-            pending = [n for n in pending if not self._has_result(n)]
-        return True
+
+        def look() -> tuple[bool, str]:
+            pending[:] = [n for n in pending if not self._has_result(n)]
+            stopped = self.stop_reason() is not None
+            return not pending or stopped, f"{len(pending)} check(s) without a result, e.g. " + (
+                pending[0] if pending else "none"
+            )
+
+        if pending:
+            settle(look, timeout=timeout, what=what or "results of other workers", interval=poll)
+        return not pending

@@ -619,6 +619,7 @@ FAULTS: list[Fault] = [
         suite_env=_no_docker_socket,
         fails={
             "host/docker-engine-answers": "Docker engine: not reachable",
+            "host/engine-accepts-the-stacks-clients": "Docker engine: not reachable",
             "host/docker-root-free-disk": "Docker engine: not reachable",
             **{
                 f"host/port-held-by-its-container[{port}]": "Docker engine: not reachable"

@@ -109,6 +109,8 @@ class Prober:
         self._declared: set[tuple[str, Call]] = set()
         # container id -> why a call needing a slow fact could not even be named
         self._undeclarable: dict[str, str] = {}
+        # Resource classes whose declarations failed on a fact (criobe_verify.resources).
+        self.undeclarable_classes: set[type] = set()
         self._lock = threading.Lock()
         # container id -> the prefetch batches still running for it
         self._pending: dict[str, list[Future]] = {}

@@ -170,3 +170,33 @@ def test_a_process_not_found_at_the_start_is_looked_for_again_when_read(execs, m
     s = smokescreen_in(containers["cvat_server"], prober, strict=True)
     assert not s.process.found
     assert execs.calls[-1] == ("cvat_server", ("process", "smokescreen"))  # asked again, live
+
+
+def test_a_declaration_that_trips_on_a_fact_leaves_its_class_out_of_the_rule(execs):
+    """The dashboard hangs: the reachability resources cannot name the functions' ports.
+    Their checks then explain the hung dashboard; they are not also told their probes were
+    undeclared (pytest.fail from the dashboard is not an Exception), and the other classes'
+    declarations stand."""
+
+    def hung(name: str) -> int:
+        pytest.fail("nuclio: cannot reach the Nuclio dashboard at http://localhost:8070")
+
+    facts = RunFacts(
+        stack_ip=lambda name: "172.23.0.3", gateway_ip=lambda: "172.17.0.1", function_port=hung
+    )
+    from criobe_verify.paths import PROFILES_DIR
+    from criobe_verify.profile import load_profile
+
+    fn = next(f for f in load_profile(PROFILES_DIR / "twin.toml").functions if f.name == "pth-lama")
+    items = [
+        item({"expected_function": fn}, fixtures=("bridge_to_function", "expected_function")),
+        item({"gateway_container": "cvat_server"}),
+    ]
+    plan = declared_probes(items, RESOURCES, PROFILE, facts)
+    assert plan.undeclarable == {RESOURCES["bridge_to_function"]}
+    assert plan.now["cvat_server"], "the Smokescreen's declarations were lost with it"
+    prober = Prober(client=None, helper_image=None)
+    prober.undeclarable_classes |= plan.undeclarable
+    bridge = Container("bridge")
+    call = RESOURCES["bridge_to_function"](lambda: bridge, prober, fn, 32768, strict=True)
+    assert call.answer.ok, "a probe of an undeclarable class must be made live, not refused"

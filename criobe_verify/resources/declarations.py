@@ -26,6 +26,8 @@ class Declarations:
     """The declared probes, by the profile's container name."""
 
     now: dict[str, list[Call]] = field(default_factory=dict)
+    # Classes whose declaration failed on a fact (their probes are not held to the rule).
+    undeclarable: set[type] = field(default_factory=set)
     deferred: dict[str, list[Callable[[], Call]]] = field(default_factory=dict)
 
     @property
@@ -59,8 +61,13 @@ def declared_probes(
             asked.add((cls, param))
             try:
                 declared = list(cls.probes(param, profile, facts))
-            except Exception as exc:  # the checks explain what the declaration tripped on
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # pytest's fail/skip too: a fact it needs failed
+                # (the dashboard hung, say): its checks explain that; they must not also be
+                # told their probes were not declared.
                 log.info("%s(%s) declared no probes: %s", cls.__name__, param, exc)
+                plan.undeclarable.add(cls)
                 continue
             for d in declared:
                 if d.deferred:

@@ -83,10 +83,31 @@ class Twin:
                 return False
             return r.status_code not in (502, 503, 504)
 
+        def bridge_listens() -> bool:
+            # Any HTTP answer will do (a fault may make it a 405 or a 500): the suite's
+            # prefetch at run start must meet a listening bridge, not one still importing.
+            # Asked at its address on a network, not the host port, which a fault may remap.
+            try:
+                container = self.container("bridge")
+            except docker.errors.NotFound:
+                return True  # a fault that removes it
+            networks = container.attrs["NetworkSettings"]["Networks"].values()
+            ips = [n["IPAddress"] for n in networks if n.get("IPAddress")]
+            if container.status != "running" or not ips:
+                return container.status != "running"
+            try:
+                httpx.get(f"http://{ips[0]}:8000/health", timeout=3)
+            except httpx.HTTPError:
+                return False
+            return True
+
         with suppress(TimeoutError):
             self.wait_for(running, timeout, "the recreated services")
             if "cvat_server" in services:
                 self.wait_for(answers, timeout, "cvat_server answering")
+        if "bridge" in services:
+            with suppress(TimeoutError):
+                self.wait_for(bridge_listens, 30, "the bridge listening")
         self.settle_supervised(services)
 
     def settle_supervised(self, services=None, timeout: float = 30) -> None:

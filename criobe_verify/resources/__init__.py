@@ -25,6 +25,7 @@ from criobe_verify.resources.reach import (
 )
 from criobe_verify.resources.smokescreen import Smokescreen
 from criobe_verify.resources.supervisord import Supervisord
+from criobe_verify.resources.webhook import WebhooksWorker
 
 # The fixture that hands a resource out -> its class: a selected check using the fixture has
 # the class declare its probes for the run's prefetch (fixtures/prefetch.py).
@@ -38,6 +39,7 @@ RESOURCES: dict[str, type[Resource]] = {
     "cvat_to_function_call": CvatToFunction,
     "bridge": Bridge,
     "bridge_direct_answer": BridgeOnTheStack,
+    "webhooks_worker": WebhooksWorker,
 }
 
 __all__ = ["RESOURCES", "Declared", "Resource", "RunFacts", "Smokescreen"]

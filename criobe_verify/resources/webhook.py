@@ -18,13 +18,15 @@ typed model): a delivery's `response` is the body text, which the typed model re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from criobe_verify.bridge_hooks import BridgeHook
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.memo import Once
+from criobe_verify.profile import Profile
+from criobe_verify.resources.base import Declared, Resource, RunFacts
 from criobe_verify.resources.bridge import HttpAnswer
 from criobe_verify.resources.cvat import SERVER, answering, paged
 from criobe_verify.waiting import Appears, Unready
@@ -283,20 +285,26 @@ class Process:
     argv: tuple[str, ...]
 
 
-class WebhooksWorker:
+_PROCESSES = ("processes_with", "webhooks")
+
+
+class WebhooksWorker(Resource):
     """cvat_worker_webhooks, the only consumer of RQ queue `webhooks`: its processes, as a
-    probe inside it sees them."""
+    probe inside it sees them (declared: read from the run's prefetch)."""
 
     NAME = WORKER
 
-    def __init__(self, find: Callable[[str], Any], prober: Any) -> None:
-        self.find, self.prober = find, prober
+    def __init__(self, find: Callable[[str], Any], prober: Any, *, strict: bool = False) -> None:
+        super().__init__(self.NAME, lambda: find(self.NAME), prober, strict=strict)
+        self.find = find
+
+    @classmethod
+    def probes(cls, param: Any, profile: Profile, facts: RunFacts) -> Iterator[Declared]:
+        yield Declared(cls.NAME, _PROCESSES)
 
     def processes(self) -> list[Process]:
-        answer = self.prober.run(self.find(self.NAME), "processes_with", "webhooks")
-        return [
-            Process(p["pid"], p["state"], tuple(p["argv"])) for p in answer.get("processes", [])
-        ]
+        answer = self._probe(*_PROCESSES)
+        return [Process(p.pid, p.state, p.argv) for p in answer.processes]
 
     def why_no_job_taken(self, how: Unready) -> Diagnosis:
         procs = self.processes()

@@ -23,7 +23,9 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta, Struct
 
 
 def id_matches(pattern: str, check_id: str) -> bool:
@@ -37,11 +39,17 @@ def id_matches(pattern: str, check_id: str) -> bool:
     return re.fullmatch(regex, check_id) is not None
 
 
-@dataclass(frozen=True)
-class Waiver:
-    check: str  # a check's stable id, or a pattern of ids (a node id from before also works)
-    reason: str
-    expires: datetime.date | None = None
+class Waiver(Struct, frozen=True, forbid_unknown_fields=True):
+    """[[waivers]]: a policy finding the lab accepts, with its reason (and an optional end)."""
+
+    # A check's stable id, or a pattern of ids (a node id from before also works).
+    check: Annotated[
+        str, Meta(min_length=1, description="a check's stable id, or a pattern of ids (*, ?)")
+    ]
+    reason: Annotated[
+        str, Meta(pattern=r"\S", description="why the finding is accepted (not empty)")
+    ]
+    expires: Annotated[datetime.date, Meta(description="a date such as 2027-06-30")] | None = None
 
     def matches(self, check_id: str) -> bool:
         return id_matches(self.check, check_id)

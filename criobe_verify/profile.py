@@ -351,6 +351,17 @@ class Profile(ProfileFile, frozen=True, kw_only=True):
     def required_containers(self) -> tuple[Container, ...]:
         return tuple(c for c in self.containers if not c.optional)
 
+    def parameter_names(self) -> set[str]:
+        """What a check's parameter can be under this profile (the fixtures parametrize the
+        checks with these): containers, functions and their containers, ports."""
+        return {
+            *(c.name for c in self.containers),
+            *(f.name for f in self.functions),
+            *(f.container for f in self.functions),
+            *(str(p.port) for p in self.ports),
+            *(str(p) for p in self.internal_ports),
+        }
+
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:

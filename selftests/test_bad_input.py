@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from selftests import PROJECT_ROOT
+from selftests.fake_checkout import fake_checkout
 
 NO_ENGINE = "unix:///run/criobe-verify-no-such-docker.sock"
 TWIN = (PROJECT_ROOT / "profiles" / "twin.toml").read_text()
@@ -59,24 +60,6 @@ def waiver(check: str, extra: str = "") -> Prepare:
     return profile(lambda t: t + f'\n[[waivers]]\ncheck = "{check}"\nreason = "lab"\n{extra}')
 
 
-def files(make: Callable[[Path], list[str]]) -> Prepare:
-    return make
-
-
-def _checkout(folder: Path, env_text: str | None = "CVAT_USER=admin\nCVAT_PWD=Coral-Reef-2024!\n"):
-    root = folder / "cvat"
-    for name in (
-        "docker-compose.yml",
-        "bridge/docker-compose.bridge.yml",
-        "components/serverless/docker-compose.serverless.yml",
-    ):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text("services: {}\n")
-    if env_text is not None:
-        (root / "bridge" / ".env").write_text(env_text)
-    return root
-
-
 def _folder(folder: Path, name: str) -> Path:
     (folder / name).mkdir()
     return folder / name
@@ -108,17 +91,17 @@ BAD: list[Bad] = [
     Bad("stack-up-without-dir", args("--stack", "up"), "--stack up: needs --stack-dir PATH"),
     Bad("stack-dir-without-up", args("--stack-dir", "/srv/cvat"), "--stack-dir /srv/cvat: is read only with --stack up"),
     Bad("stack-dir-missing", args("--stack", "up", "--stack-dir", "/nonexistent/cvat"), "--stack-dir /nonexistent/cvat: no such directory"),
-    Bad("stack-dir-a-file", files(lambda d: ["--stack", "up", "--stack-dir", str(_write(d, "cvat", "x"))]), "/cvat: not a directory"),
-    Bad("stack-dir-empty", files(lambda d: ["--stack", "up", "--stack-dir", str(_folder(d, "empty"))]), "/empty: an empty directory, not a CRIOBE checkout"),
-    Bad("stack-dir-not-criobe", files(lambda d: ["--stack", "up", "--stack-dir", str(_write(d, "docker-compose.yml", "services: {}\n").parent)]), "not a CRIOBE checkout: missing bridge/docker-compose.bridge.yml, components/serverless/docker-compose.serverless.yml"),
-    Bad("stack-dir-without-credentials", files(lambda d: ["--stack", "up", "--stack-dir", str(_checkout(d, "CVAT_URL=http://cvat-server:8080\n"))]), "bridge/.env: no CVAT credentials"),
-    Bad("reports-a-file", files(lambda d: [f"--reports={_write(d, 'notes.txt', 'x')}"]), "notes.txt: a file, not a folder"),
-    Bad("reports-under-a-file", files(lambda d: ["--reports", str(_write(d, "notes.txt", "x") / "reports")]), "notes.txt is a file, not a folder"),
+    Bad("stack-dir-a-file", lambda d: ["--stack", "up", "--stack-dir", str(_write(d, "cvat", "x"))], "/cvat: not a directory"),
+    Bad("stack-dir-empty", lambda d: ["--stack", "up", "--stack-dir", str(_folder(d, "empty"))], "/empty: an empty directory, not a CRIOBE checkout"),
+    Bad("stack-dir-not-criobe", lambda d: ["--stack", "up", "--stack-dir", str(_write(d, "docker-compose.yml", "services: {}\n").parent)], "not a CRIOBE checkout: missing bridge/docker-compose.bridge.yml, components/serverless/docker-compose.serverless.yml"),
+    Bad("stack-dir-without-credentials", lambda d: ["--stack", "up", "--stack-dir", str(fake_checkout(d / "cvat", "CVAT_URL=http://cvat-server:8080\n"))], "bridge/.env: no CVAT credentials"),
+    Bad("reports-a-file", lambda d: [f"--reports={_write(d, 'notes.txt', 'x')}"], "notes.txt: a file, not a folder"),
+    Bad("reports-under-a-file", lambda d: ["--reports", str(_write(d, "notes.txt", "x") / "reports")], "notes.txt is a file, not a folder"),
     Bad("reports-unwritable", args("--reports", "/proc/criobe-reports"), "--reports /proc/criobe-reports: cannot write in /proc"),
-    Bad("summary-json-a-folder", files(lambda d: ["--", f"--summary-json={_folder(d, 'out')}"]), "/out: a directory; expected a file path"),
+    Bad("summary-json-a-folder", lambda d: ["--", f"--summary-json={_folder(d, 'out')}"], "/out: a directory; expected a file path"),
     # --- profiles ---
     Bad("profile-missing", args("--profile", "/nonexistent/lab.toml"), "/nonexistent/lab.toml: no such profile file"),
-    Bad("profile-a-folder", files(lambda d: ["--profile", str(d)]), ": a directory, not a profile file"),
+    Bad("profile-a-folder", lambda d: ["--profile", str(d)], ": a directory, not a profile file"),
     Bad("profile-malformed-toml", profile(lambda t: t.replace("[stack]\n", "[stack\n")), "lab.toml: not valid TOML"),
     Bad("profile-wrong-type", profile(lambda t: t.replace("disk_free_gb_min = 5", 'disk_free_gb_min = "lots"')), "lab.toml: host.disk_free_gb_min: got 'lots'; expected a number of GB"),
     Bad("profile-unknown-key", profile(lambda t: t.replace("[host]", "[host]\ndisk_free = 3")), "host.disk_free: unknown key; expected one of disk_free_gb_min"),
@@ -141,10 +124,10 @@ BAD: list[Bad] = [
     # --- the sample and its ground truth ---
     Bad("sample-without-ground-truth", args("--sample-image", str(PHOTO)), "Synthetic_2024_07.jpg: needs --ground-truth"),
     Bad("ground-truth-without-sample", args("--ground-truth", str(TRUTH)), "ground_truth.json: given without --sample-image"),
-    Bad("sample-truncated", files(_truncated_photo), "quadrat.jpg: not a readable image (image file is truncated"),
-    Bad("sample-not-an-image", files(lambda d: ["--sample-image", str(_write(d, "q.jpg", "GIF? no, a note")), "--ground-truth", str(TRUTH)]), "q.jpg: not an image"),
-    Bad("ground-truth-malformed-json", files(lambda d: ["--sample-image", str(PHOTO), "--ground-truth", str(_write(d, "corners.json", '{"images":\n'))]), "corners.json: not valid JSON (line 2 column 1)"),
-    Bad("ground-truth-not-coco", files(lambda d: ["--sample-image", str(PHOTO), "--ground-truth", str(_write(d, "corners.json", '{"images": []}'))]), "corners.json: not a COCO export of that quadrat: no ground truth found"),
+    Bad("sample-truncated", _truncated_photo, "quadrat.jpg: not a readable image (image file is truncated"),
+    Bad("sample-not-an-image", lambda d: ["--sample-image", str(_write(d, "q.jpg", "GIF? no, a note")), "--ground-truth", str(TRUTH)], "q.jpg: not an image"),
+    Bad("ground-truth-malformed-json", lambda d: ["--sample-image", str(PHOTO), "--ground-truth", str(_write(d, "corners.json", '{"images":\n'))], "corners.json: not valid JSON (line 2 column 1)"),
+    Bad("ground-truth-not-coco", lambda d: ["--sample-image", str(PHOTO), "--ground-truth", str(_write(d, "corners.json", '{"images": []}'))], "corners.json: not a COCO export of that quadrat: no ground truth found"),
     # --- environment ---
     Bad("docker-host-scheme", args(), "DOCKER_HOST=ftp://engine: not an address docker can connect to", env={"DOCKER_HOST": "ftp://engine"}),
     Bad("docker-host-password", args(), "DOCKER_HOST=tcp://admin:[REDACTED]@127.0.0.1:1: carries a user name", env={"DOCKER_HOST": "tcp://admin:s3cretpw@127.0.0.1:1"}),

@@ -11,6 +11,7 @@ import pytest
 
 from criobe_verify.compose import ComposeError, ComposeStack
 from selftests import PROJECT_ROOT
+from selftests.fake_checkout import fake_checkout
 
 NO_ENGINE = "unix:///run/criobe-verify-no-such-docker.sock"
 
@@ -22,20 +23,6 @@ def _run(*args: str, engine: str | None = NO_ENGINE) -> subprocess.CompletedProc
         [sys.executable, "-m", "criobe_verify.cli", *args],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
-
-
-def fake_checkout(root):
-    """A folder laid out like a CRIOBE checkout (the guide's three compose files, bridge/.env
-    with the credentials): enough for --stack up to get past its input checks."""
-    for name in (
-        "docker-compose.yml",
-        "bridge/docker-compose.bridge.yml",
-        "components/serverless/docker-compose.serverless.yml",
-    ):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text("services: {}\n")
-    (root / "bridge" / ".env").write_text("CVAT_USER=admin\nCVAT_PWD=Coral-Reef-2024!\n")
-    return root
 
 
 def test_stack_up_needs_a_checkout(tmp_path):

@@ -229,3 +229,20 @@ def test_more_bad_inputs_in_one_line(options, environ, names):
         validate(options.get, environ)
     line = err.value.line
     assert names in line and "\n" not in line and "; fix: " in line, line
+
+
+def test_a_lab_pytest_run_stops_on_the_same_line(tmp_path: Path):
+    """pytest --pyargs criobe_verify.tests: the same validation, in pytest's usage-error form
+    ('ERROR: ' and the one line; exit 4), before pytest-html makes the report's folder."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs",
+         "criobe_verify.tests", "--layer", "nosuchlayer", "--html=reports/report.html"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DOCKER_HOST": NO_ENGINE},
+    )  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 4, proc.stdout[-1500:] + proc.stderr[-1500:]
+    assert lines == [lines[0]] and lines[0].startswith(
+        "ERROR: criobe-verify: --layer nosuchlayer: unknown layer; expected one of host,"
+    ), proc.stderr
+    assert list(tmp_path.iterdir()) == [], "the run created files in the working folder"

@@ -129,3 +129,10 @@ def test_cleanup_removes_what_runs_left_and_nothing_else():
         finally:
             cvat.delete(f"/api/projects/{kept.json()['id']}")
             cvat.delete(f"/api/projects/{left.json()['id']}")
+
+
+def test_the_cli_prints_the_profile_schema_for_an_editor():
+    from criobe_verify.profile_schema import SCHEMA_FILE
+
+    proc = _run("profile-schema")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == json.loads(SCHEMA_FILE.read_text())

@@ -8,9 +8,9 @@ the client library's five-deep exception chain.
     'tcp://127.0.0.1:1 (DOCKER_HOST)'
     >>> print(endpoint.connect(timeout=5).unreachable)  # doctest: +NORMALIZE_WHITESPACE
     Docker engine: not reachable at tcp://127.0.0.1:1 (DOCKER_HOST): nothing listens there
-    (connection refused) — no check that looks at the engine or the stack can run. Fix: start
-    dockerd listening there, or point DOCKER_HOST at the engine you mean (unset it for the
-    local socket /var/run/docker.sock)
+    (connection refused) — nothing that needs the engine (the stack's checks, a bring-up) can
+    run. Fix: start dockerd listening there, or point DOCKER_HOST at the engine you mean (unset
+    it for the local socket /var/run/docker.sock)
     >>> DockerEndpoint.of({}).shown
     'unix:///var/run/docker.sock (the default socket; DOCKER_HOST is unset)'
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -36,7 +36,7 @@ TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
 
 def _causes(exc: BaseException) -> list[BaseException]:
     """The exception, what caused it, and what it wraps in its args (urllib3 keeps the socket's
-    error there), outermost first."""
+    error there), outermost first: the first cause recognised from the end is the reason."""
     found: list[BaseException] = []
     todo = [exc]
     while todo:
@@ -71,7 +71,8 @@ class EngineConnection:
 class DockerEndpoint:
     url: str  # what docker's client connects to
     from_environment: bool  # DOCKER_HOST set (else the default socket)
-    environ: Mapping[str, str]
+    # docker's client reads its TLS settings from here; never shown (it may hold secrets).
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, environ: Mapping[str, str]) -> DockerEndpoint:
@@ -182,6 +183,6 @@ class DockerEndpoint:
             "Docker engine",
             f"not reachable at {self.shown}",
             observed=observed,
-            consequence="no check that looks at the engine or the stack can run",
+            consequence="nothing that needs the engine (the stack's checks, a bring-up) can run",
             fix=fix,
         )

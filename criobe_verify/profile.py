@@ -376,7 +376,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(
-            path, "", f"cannot be read ({exc.__class__.__name__})", "a UTF-8 TOML file", ""
+            path,
+            "",
+            f"cannot be read ({exc.__class__.__name__})",
+            "a UTF-8 TOML file this user can read",
+            "check its permissions and encoding",
         ) from None
     try:
         return tomllib.loads(text)

@@ -28,6 +28,20 @@ from criobe_verify.paths import PACKAGE_DIR
 SCHEMA_FILE = PACKAGE_DIR / "data" / "profile.schema.json"
 
 
+def _one_line_descriptions(node: Any) -> Any:
+    """Descriptions as one line each: an editor's hover reflows them anyway, and msgspec
+    releases differ in how they dedent a docstring's continuation lines."""
+    if isinstance(node, dict):
+        return {
+            k: " ".join(v.split()) if k == "description" and isinstance(v, str)
+            else _one_line_descriptions(v)
+            for k, v in node.items()
+        }  # fmt: skip
+    if isinstance(node, list):
+        return [_one_line_descriptions(v) for v in node]
+    return node
+
+
 @functools.cache
 def profile_schema() -> dict[str, Any]:
     """The JSON Schema (draft 7) of a profile file."""
@@ -36,7 +50,7 @@ def profile_schema() -> dict[str, Any]:
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "criobe-verify profile",
-        **msgspec.json.schema(ProfileFile),
+        **_one_line_descriptions(msgspec.json.schema(ProfileFile)),
     }
 
 

@@ -136,3 +136,10 @@ def test_the_cli_prints_the_profile_schema_for_an_editor():
 
     proc = _run("profile-schema")
     assert proc.returncode == 0 and json.loads(proc.stdout) == json.loads(SCHEMA_FILE.read_text())
+
+
+def test_reports_equals_dir_is_accepted_and_made_once_the_input_is_valid(tmp_path):
+    reports = tmp_path / "out" / "reports"
+    proc = _run(f"--reports={reports}", "--phase", "preinstall")  # the engine is nowhere: 1
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert {p.name for p in reports.iterdir()} >= {"report.html", "junit.xml", "summary.json"}

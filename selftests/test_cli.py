@@ -94,7 +94,7 @@ def test_stack_up_refuses_to_take_over_a_running_project(tmp_path):
     reports = tmp_path / "reports"
     proc = _run(
         "--reports", str(reports), "--", "--stack", "up", f"--stack-dir={PROJECT_ROOT / 'twin'}",
-        "--layer", "host",
+        "--layer", "host", engine=None,
     )  # fmt: skip
     assert proc.returncode == 3, proc.stdout[-2000:]
     stopped = json.loads((reports / "summary.json").read_text())["stopped"]
@@ -119,10 +119,10 @@ def test_cleanup_removes_what_runs_left_and_nothing_else():
         kept = cvat.post("/api/projects", json={"name": "criobe-verify-notes-of-the-lab"})
         assert left.status_code == kept.status_code == 201
         try:
-            dry = _run("cleanup", "--profile", "profiles/twin.toml", "--dry-run")
+            dry = _run("cleanup", "--profile", "profiles/twin.toml", "--dry-run", engine=None)
             assert dry.returncode == 0 and "would delete project" in dry.stdout
             assert cvat.get(f"/api/projects/{left.json()['id']}").status_code == 200
-            proc = _run("cleanup", "--profile", "profiles/twin.toml")
+            proc = _run("cleanup", "--profile", "profiles/twin.toml", engine=None)
             assert proc.returncode == 0, proc.stderr
             assert cvat.get(f"/api/projects/{left.json()['id']}").status_code == 404
             assert cvat.get(f"/api/projects/{kept.json()['id']}").status_code == 200

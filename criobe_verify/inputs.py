@@ -161,7 +161,7 @@ def _twin_environment(environ: Mapping[str, str]) -> None:
             "unset it for debian:bookworm-slim",
         )
     ca = environ.get("EXTRA_CA_CERT")
-    if ca and "-----BEGIN CERTIFICATE-----" not in ca:
+    if ca and not re.search(r"-----BEGIN [A-Z ]*CERTIFICATE-----", ca):
         raise InputError(
             "EXTRA_CA_CERT",
             "holds no PEM certificate",

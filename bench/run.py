@@ -183,7 +183,7 @@ def latency_overhead(calls: int) -> tuple[float, float, float]:
     sys.path.insert(0, str(ROOT))
     from criobe_verify.fixtures.sample import load_sample
 
-    body = load_sample(None, []).request(fn.role)
+    body = load_sample(None, None).request(fn.role)
     dashboard = Dashboard(profile.nuclio_url)
     port = dashboard.function(fn.name)["status"]["httpPort"]
     dashboard.close()

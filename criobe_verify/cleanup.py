@@ -14,14 +14,18 @@ label `criobe-verify.role`.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
 import docker
 
+from criobe_verify.bad_input import EXIT_USAGE, InputError
+from criobe_verify.diagnosis import CheckFailed
+from criobe_verify.docker_endpoint import DockerEndpoint
 from criobe_verify.http import http_client
 from criobe_verify.paths import PROFILES_DIR
-from criobe_verify.profile import ProfileError, load_profile
+from criobe_verify.profile import load_profile
 
 RUN_PREFIX = re.compile(r"^criobe-verify-\d{14}-[0-9a-f]{6}(-|$)")
 ROLE_LABEL = "criobe-verify.role"
@@ -54,11 +58,18 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile)
-        client = docker.from_env(timeout=30)
+        endpoint = DockerEndpoint.of(os.environ)
+        endpoint.check()
+    except InputError as exc:
+        print(exc.line, file=sys.stderr)
+        return EXIT_USAGE
+    engine = endpoint.connect(timeout=30)
+    try:
+        client = engine.client_or_fail()
         user, password = _credentials(client)
-    except (ProfileError, docker.errors.DockerException, RuntimeError) as exc:
+    except (CheckFailed, docker.errors.DockerException, RuntimeError) as exc:
         print(f"criobe-verify cleanup: {exc}", file=sys.stderr)
-        return 4
+        return 1
     removed = 0
     with http_client(
         base_url=profile.cvat_url, headers={"Host": profile.cvat_host}, timeout=30

@@ -7,7 +7,12 @@
     criobe-verify cleanup [--dry-run]      # what interrupted runs left in CVAT
 
 Writes DIR/report.html (self-contained), DIR/junit.xml and DIR/summary.json (default
-DIR: ./reports). The exit code is pytest's.
+DIR: ./reports). The exit code is pytest's, or the verdict's (README: exit codes).
+
+Bad input (an option, an environment variable, the profile, a file) stops the run before
+anything runs, with one line on stderr and exit code 4, and creates nothing (not even DIR):
+
+    criobe-verify: --layer nosuchlayer: unknown layer; expected one of host, …; fix: …
 
 It runs from any folder, from a checkout or an installed wheel alike: relative paths
 (`--profile lab.toml`, `--sample-image`, `--reports`, `--stack-dir`) are the caller's, and
@@ -17,11 +22,13 @@ configuration in the caller's folder.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
+from criobe_verify.bad_input import EXIT_USAGE, PROG, InputError, did_you_mean
 from criobe_verify.paths import CHECKS_DIR, PYTEST_INI, SUITE_ROOT
 
 
@@ -74,30 +81,102 @@ def suite_args() -> list[str]:
     ]  # fmt: skip
 
 
+_ARGPARSE = re.compile(r"^(?:argument (?P<option>\S+): |unrecognized arguments: (?P<extra>\S+))")
+
+
+def one_line(exc: pytest.UsageError) -> str:
+    """A usage error as one line: criobe-verify's own are one already; pytest's and
+    argparse's carry the usage text, the ini file and the rootdir around the message.
+
+    >>> one_line(pytest.UsageError("usage: x [options]\\nx: error: unrecognized arguments: --stak\\n  rootdir: /"))
+    "criobe-verify: --stak: unrecognized option; expected one of criobe-verify's options (criobe-verify --help); fix: did you mean --stack?"
+    """
+    text = "\n".join(str(a) for a in exc.args)
+    if text.startswith(f"{PROG}: ") and "\n" not in text:
+        return text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = next((line.split(": error: ", 1)[1] for line in lines if ": error: " in line), None)
+    said = said or next((line for line in lines if not line.startswith("usage:")), "usage error")
+    m = _ARGPARSE.match(said)
+    if m and m["extra"]:
+        from criobe_verify.plugin import OPTION_NAMES
+
+        return InputError(
+            m["extra"],
+            "unrecognized option",
+            f"one of {PROG}'s options ({PROG} --help)",
+            did_you_mean(m["extra"], OPTION_NAMES) or f"{PROG} --help lists them",
+        ).line
+    if m:
+        return InputError(m["option"], said[m.end() :], fix=f"{PROG} --help").line
+    return InputError(said.split(": ", 1)[0], said.split(": ", 1)[-1], fix=f"{PROG} --help").line
+
+
+class OneLineUsage:
+    """pytest prints a usage error as 'ERROR: <message>' and a blank line, argparse's with the
+    usage text above it: the CLI prints one line, and returns pytest's usage exit code."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_cmdline_parse(self, pluginmanager, args):
+        try:
+            return (yield)
+        except pytest.UsageError as exc:
+            print(one_line(exc), file=sys.stderr)
+            raise pytest.UsageError() from None  # already said; pytest prints nothing more
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_cmdline_main(self, config):
+        try:
+            return (yield)
+        except pytest.UsageError as exc:
+            print(one_line(exc), file=sys.stderr)
+            return pytest.ExitCode.USAGE_ERROR
+
+
+def _reports_option(args: list[str]) -> Path:
+    """Take --reports DIR (or --reports=DIR) out of args; the folder, checked, not made."""
+    from criobe_verify.input_files import reports_folder
+
+    for i, arg in enumerate(args):
+        if arg == "--reports" or arg.startswith("--reports="):
+            value = arg.partition("=")[2] if "=" in arg else None
+            if value is None and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                value = args[i + 1]
+            if not value:
+                raise InputError(
+                    "--reports", "needs a directory", "--reports DIR", "--reports reports"
+                )
+            del args[i : i + (1 if "=" in arg else 2)]
+            return reports_folder(value)
+    return reports_folder("reports")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["cleanup"]:
         from criobe_verify.cleanup import main as cleanup
 
         return cleanup(args[1:])
-    reports = Path("reports")
-    for i, arg in enumerate(args):
-        if arg == "--reports" or arg.startswith("--reports="):
-            value = arg.partition("=")[2] if "=" in arg else None
-            if value is None and i + 1 < len(args):
-                value = args[i + 1]
-            if not value:
-                print("criobe-verify: --reports needs a directory", file=sys.stderr)
-                return 4
-            reports = Path(value)
-            del args[i : i + (1 if "=" in arg else 2)]
-            break
+    if args[:1] == ["profile-schema"]:
+        from criobe_verify.profile_schema import schema_text
+
+        sys.stdout.write(schema_text())
+        return 0
+    try:
+        reports = _reports_option(args)
+    except InputError as exc:
+        print(exc.line, file=sys.stderr)
+        return EXIT_USAGE
     if "--" in args:
         args.remove("--")
     args = join_option_values(args)
-    reports = reports.resolve()
-    reports.mkdir(parents=True, exist_ok=True)
-    return int(pytest.main([*suite_args(), *report_args(reports), *args, str(CHECKS_DIR)]))
+    # The reports' folder is made by the report plugins once every input is valid.
+    return int(
+        pytest.main(
+            [*suite_args(), *report_args(reports), *args, str(CHECKS_DIR)],
+            plugins=[OneLineUsage()],
+        )
+    )
 
 
 if __name__ == "__main__":

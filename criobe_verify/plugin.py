@@ -13,10 +13,12 @@ line (`--profile`, `--stack`, `--layer`, …), or when its ini file says `criobe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from criobe_verify.bad_input import InputError
 from criobe_verify.paths import CHECKS_DIR
 
 pytest_plugins = [
@@ -39,6 +41,8 @@ ACTIVE = pytest.StashKey[bool]()
 # The suite's options and their defaults (filled by pytest_addoption): one given on the
 # command line asks for the suite.
 OPTION_DEFAULTS: dict[str, object] = {}
+# Their names, for the nearest one to a misspelt option.
+OPTION_NAMES: list[str] = []
 CHECKS_PACKAGE = "criobe_verify.tests"
 
 
@@ -82,9 +86,10 @@ def strict_probes(config: pytest.Config) -> bool:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("criobe-verify")
+    # Choices and numbers are checked by criobe_verify/inputs.py, not argparse, so that a bad
+    # value stops the run in the same one line as every other bad input.
     group.addoption(
         "--stack",
-        choices=("attach", "up", "twin"),
         default="attach",
         help="attach: check a running stack and change nothing (default); up: bring up the "
         "checkout at --stack-dir like the install guide; twin: bring up the CI twin",
@@ -110,9 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--phase",
-        choices=("preinstall", "installed"),
         default="installed",
-        help="preinstall: only the host checks that make sense before installing",
+        help="installed (default), or preinstall: only the host checks that make sense before "
+        "installing",
     )
     group.addoption(
         "--layer",
@@ -127,9 +132,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--stack-timeout",
-        type=float,
-        default=600.0,
-        help="seconds to wait for a stack the suite starts to become ready",
+        default="600",
+        help="seconds to wait for a stack the suite starts to become ready (default 600)",
     )
     group.addoption(
         "--strict-skips",
@@ -167,9 +171,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--budgets",
-        choices=("gpu", "cpu"),
         default=None,
-        help="which latency budgets apply (default: the profile's [latency] budgets)",
+        help="gpu or cpu: which latency budgets apply (default: the profile's [latency] budgets)",
     )
     group.addoption(
         "--summary-json",
@@ -185,3 +188,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for opt in group.options:
         OPTION_DEFAULTS[opt.dest] = opt.attrs().get("default")
+        OPTION_NAMES.extend(name for name in opt.names() if name.startswith("--"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Every input of the run is checked before any other plugin's set-up (pytest-html makes
+    the report's folder in its own) and before anything runs: a bad one stops the run with
+    pytest's usage error, one line naming it (criobe_verify/inputs.py)."""
+    if not suite_active(config):
+        return
+    from criobe_verify.inputs import validate
+
+    try:
+        inputs = validate(
+            lambda name: config.getoption(name, None),
+            os.environ,
+            own_checks=bool(config.getini("criobe_verify")),
+        )
+    except InputError as exc:
+        raise pytest.UsageError(exc.line) from None
+    config.criobe_inputs = inputs
+    config.criobe_profile = inputs.profile

@@ -1,78 +1,178 @@
-"""What a stack must look like, read from a TOML profile and validated on load.
+"""What a stack must look like: a TOML profile, read into a declarative model (msgspec
+Structs that mirror the file's tables) and validated on load.
 
     >>> from criobe_verify.profile import load_profile
     >>> profile = load_profile("profiles/criobe.toml")
     >>> profile.container("cvat_server").aliases
     ('cvat-server',)
+    >>> profile.stack.cvat_url == profile.cvat_url    # [stack] cvat_url, also as profile.cvat_url
+    True
 
-A malformed profile raises ProfileError whose single line names the file, the key and
-what was expected, so a typo in a user's profile stops the run before any check runs.
+A malformed profile raises ProfileError whose single line names the file, the key, the value,
+what was expected and the fix, so a typo in a user's profile stops the run before any check
+runs. The same model publishes the profile's JSON Schema (criobe_verify/profile_schema.py),
+which an editor uses to complete and check a profile as it is written.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
+from msgspec import Meta, Struct, field
+
+from criobe_verify.bad_input import InputError, did_you_mean
 from criobe_verify.paths import GOLDEN_DIR
+from criobe_verify.schema_errors import explain
 from criobe_verify.waivers import Waiver
 
-RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
-ROLES = ("corners", "grid", "inpaint", "corals", "interactor")
-DEPLOYERS = ("dashboard", "nuctl")
-LAMA_RESPONSES = ("image-b64-png",)
-CORAL_OUTPUTS = ("mask", "polygon")
-PROTOCOLS = ("cvat-front", "nuclio-dashboard", "bridge", "none")
-EXPOSURES = ("public", "loopback", "gateway")
+# Value types, each with what it must be in words: the schema shows them, errors say them.
+Name = Annotated[str, Meta(min_length=1, description="a non-empty name")]
+ContainerName = Annotated[
+    str, Meta(min_length=1, description="the name of a container in [[containers]]")
+]
+PortNumber = Annotated[int, Meta(ge=1, le=65535, description="a TCP port number (1-65535)")]
+VERSION_PATTERN = r"^\d+(\.\d+)*$"
+Version = Annotated[str, Meta(pattern=VERSION_PATTERN, description="a version such as '20.10'")]
+Seconds = Annotated[float, Meta(gt=0, description="seconds (a positive number)")]
+Pixels = Annotated[float, Meta(ge=0, description="pixels (a number ≥ 0)")]
+IoU = Annotated[float, Meta(ge=0, le=1, description="an IoU between 0 and 1")]
+# A stack URL carries no credentials (the suite reads them from the bridge's environment).
+URL_PATTERN = r"^https?://[^\s/@]+(/\S*)?$"
 
 
-class ProfileError(ValueError):
-    """A profile that cannot be used; str() is one line: file, key, expectation."""
+def _url(example: str) -> Any:
+    return Annotated[str, Meta(pattern=URL_PATTERN, description=f"a URL such as {example!r}")]
 
 
-@dataclass(frozen=True)
-class Container:
-    name: str
-    service: str
-    restart: str = "always"
-    image: str | None = None
-    optional: bool = False
-    aliases: tuple[str, ...] = ()
-    healthcheck: bool = False
+CvatUrl = _url("http://localhost:8080")
+NuclioUrl = _url("http://localhost:8070")
+BridgeUrl = _url("http://localhost:8000")
+_IPV4 = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+Truthy = Annotated[bool, Meta(description="true or false")]
+
+
+class ProfileError(InputError):
+    """A profile that cannot be used; str() is one line: file, key, value, expectation, fix."""
+
+    def __init__(self, path: Path, key: str, problem: str, expected: str = "", fix: str = ""):
+        self.path, self.key = path, key
+        super().__init__(f"{path}: {key}" if key else str(path), problem, expected, fix)
+
+
+class About(Struct, frozen=True, forbid_unknown_fields=True):
+    """[profile]: the profile's name and the skips a strict run accepts."""
+
+    name: Annotated[str, Meta(min_length=1, description="a profile name")]
+    description: Annotated[str, Meta(description="a sentence")] = ""
+    # Test ids (fnmatch patterns) that may skip without failing a strict run.
+    allowed_skips: Annotated[
+        tuple[Name, ...], Meta(description="check ids (patterns) that may skip in a strict run")
+    ] = ()
+
+
+class StackSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """[stack]: where the stack answers and what it is called."""
+
+    cvat_url: CvatUrl
+    cvat_version: Version
+    nuclio_url: NuclioUrl
+    bridge_url: BridgeUrl
+    compose_project: Annotated[str, Meta(min_length=1, description="a compose project name")] = (
+        "cvat"
+    )
+    network: Annotated[str, Meta(min_length=1, description="a Docker network name")] = "cvat_cvat"
+    cvat_host: Annotated[
+        str, Meta(min_length=1, description="the Host Traefik routes (CVAT_HOST)")
+    ] = "localhost"
+    gateway_ip: Annotated[
+        str,
+        Meta(pattern=rf"^(auto|{_IPV4}(\.{_IPV4}){{3}})$", description="an IPv4 address or 'auto'"),
+    ] = "auto"
+    # The container whose image lends python3 to probes of containers without it.
+    probe_image_from: ContainerName = "cvat_server"
+
+
+class ApiClient(Struct, frozen=True, forbid_unknown_fields=True):
+    """A program of the stack that drives the Docker engine with an API version of its own:
+    an engine whose minimum API version is above it refuses it ("client version 1.42 is too
+    old")."""
+
+    name: Annotated[str, Meta(min_length=1, description="the program's name")]
+    api_version: Annotated[
+        str, Meta(pattern=VERSION_PATTERN, description="a Docker API version such as '1.42'")
+    ]
+    source: Annotated[str, Meta(description="where the version comes from")] = ""
+    fix: Annotated[str, Meta(description="how to get a newer client")] = ""
+
+
+class HostSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """[host]: what the machine that runs the stack needs."""
+
+    disk_free_gb_min: Annotated[float, Meta(ge=0, description="a number of GB")]
+    docker_min_version: Version
+    compose_min_version: Version
+    docker_api_clients: tuple[ApiClient, ...] = ()
+
+
+class Exposure(Struct, frozen=True, forbid_unknown_fields=True):
+    """[exposure]: ports that must not be published on public interfaces."""
+
+    internal_ports: Annotated[tuple[PortNumber, ...], Meta(description="a list of port numbers")]
+
+
+class Container(Struct, frozen=True, forbid_unknown_fields=True):
+    """[[containers]]: a container the stack must have."""
+
+    name: Annotated[str, Meta(min_length=1, description="a container name")]
+    # Its compose service; empty: the container's name (load_profile fills it in).
+    service: Annotated[str, Meta(description="a compose service name (default: the name)")] = ""
+    restart: Literal["always", "unless-stopped", "on-failure", "no"] = "always"
+    image: (
+        Annotated[
+            str,
+            Meta(pattern=r"^\S+$", description="an image reference such as 'cvat/server:v2.29.0'"),
+        ]
+        | None
+    ) = None
+    optional: Truthy = False
+    aliases: Annotated[tuple[Name, ...], Meta(description="a list of network aliases")] = ()
+    healthcheck: Truthy = False
     # Runs CVAT's supervisord (the cvat/server image): its programs are checked too.
-    supervisord: bool = False
+    supervisord: Truthy = False
 
 
-@dataclass(frozen=True)
-class Port:
-    port: int
-    container: str
-    protocol: str
-    exposure: str
-    free_before_install: bool = True
+class Port(Struct, frozen=True, forbid_unknown_fields=True):
+    """[[ports]]: a host port the stack publishes, what answers there and who may reach it."""
+
+    port: PortNumber
+    container: ContainerName
+    protocol: Literal["cvat-front", "nuclio-dashboard", "bridge", "none"]
+    exposure: Literal["public", "loopback", "gateway"]
+    free_before_install: Truthy = True
 
 
-@dataclass(frozen=True)
-class DnsProbe:
-    source: str
-    names: tuple[str, ...]
+class DnsProbe(Struct, frozen=True, forbid_unknown_fields=True):
+    """[[dns]]: names that must resolve inside a container."""
+
+    source: ContainerName = field(name="from")
+    names: Annotated[tuple[Name, ...], Meta(min_length=1, description="a list of host names")]
 
 
-@dataclass(frozen=True)
-class Function:
-    name: str
-    optional: bool = False
+class Function(Struct, frozen=True, forbid_unknown_fields=True):
+    """[[functions]]: a Nuclio function the stack must serve."""
+
+    name: Annotated[str, Meta(min_length=1, description="a Nuclio function name")]
     # What it does in the pipeline: the inference checks and the e2e pick functions by role.
-    role: str = "corners"
+    role: Literal["corners", "grid", "inpaint", "corals", "interactor"]
+    optional: Truthy = False
     # Its directory in the checkout (function.yaml, main.py), for the bring-up's deploy.
-    path: str = ""
+    path: Annotated[str, Meta(description="the function's directory in the checkout")] = ""
     # p95 budgets in seconds per hardware class (--budgets gpu|cpu); a policy check.
-    budget_gpu_s: float | None = None
-    budget_cpu_s: float | None = None
+    budget_gpu_s: Seconds | None = None
+    budget_cpu_s: Seconds | None = None
 
     @property
     def container(self) -> str:
@@ -80,125 +180,120 @@ class Function:
         return f"nuclio-nuclio-{self.name}"
 
 
-@dataclass(frozen=True)
-class Gateway:
-    """How CVAT reaches the bridge: through each container's Smokescreen to bridge.gateway."""
+class Gateway(Struct, frozen=True, forbid_unknown_fields=True):
+    """[gateway]: how CVAT reaches the bridge: through each container's Smokescreen to
+    bridge.gateway."""
 
-    containers: tuple[str, ...] = ("cvat_server", "cvat_worker_webhooks")
-    hostname: str = "bridge.gateway"
-    port: int = 8000
-    path: str = "/health"
-    proxy: str = "127.0.0.1:4750"
+    containers: Annotated[
+        tuple[ContainerName, ...], Meta(description="names of containers in [[containers]]")
+    ] = ("cvat_server", "cvat_worker_webhooks")
+    hostname: Annotated[str, Meta(min_length=1, description="a host name")] = "bridge.gateway"
+    port: PortNumber = 8000
+    path: Annotated[str, Meta(pattern=r"^/", description="a URL path such as '/health'")] = (
+        "/health"
+    )
+    proxy: Annotated[
+        str, Meta(pattern=r"^[^\s:]+:\d{1,5}$", description="host:port of Smokescreen")
+    ] = "127.0.0.1:4750"
     # A stack-private address Smokescreen must keep refusing (SSRF protection).
-    private_target: str = "cvat_db"
-    private_port: int = 5432
+    private_target: ContainerName = "cvat_db"
+    private_port: PortNumber = 5432
 
 
-@dataclass(frozen=True)
-class Bridge:
-    """What the install guide leaves unknown about the real bridge, said by the profile."""
+class Bridge(Struct, frozen=True, forbid_unknown_fields=True):
+    """[bridge]: what the install guide leaves unknown about the real bridge."""
 
     # The guide registers a webhook on /health and expects its ping to show 200; a GET-only
     # /health answers the ping's POST with 405. true: 405 fails the guide's check.
-    health_accepts_post: bool = True
+    health_accepts_post: Truthy = True
 
 
-@dataclass(frozen=True)
-class Nuclio:
-    project: str = "cvat"
-    version: str = "1.13.0"
+class Nuclio(Struct, frozen=True, forbid_unknown_fields=True):
+    """[nuclio]: the dashboard and how the bring-up deploys the functions."""
+
+    project: Annotated[str, Meta(min_length=1, description="a Nuclio project name")] = "cvat"
+    version: Annotated[
+        str, Meta(pattern=VERSION_PATTERN, description="a version such as '1.13.0'")
+    ] = "1.13.0"
     # How --stack twin|up deploys the functions: through the dashboard's API from prebuilt
     # images (spec.image, the guide's Windows path), or with `nuctl deploy` when on PATH.
-    deploy: str = "dashboard"
-    ready_timeout_s: float = 300.0
+    deploy: Literal["dashboard", "nuctl"] = "dashboard"
+    ready_timeout_s: Seconds = 300.0
 
 
-@dataclass(frozen=True)
-class Inference:
-    corner_error_px_max: float = 3.0
-    grid_mean_error_px_max: float = 3.0
-    coral_iou_min: float = 0.8
+class Inference(Struct, frozen=True, forbid_unknown_fields=True):
+    """[inference]: accuracy and golden-answer thresholds on the sample."""
+
+    corner_error_px_max: Pixels = 3.0
+    grid_mean_error_px_max: Pixels = 3.0
+    coral_iou_min: IoU = 0.8
     # The real pth-lama's answer format is unknown; the profile names the one it expects.
-    lama_response: str = "image-b64-png"
+    lama_response: Literal["image-b64-png"] = "image-b64-png"
     # CONTRACTS §6 allows polygons or masks for the coral detector.
-    coral_output: str = "mask"
+    coral_output: Literal["mask", "polygon"] = "mask"
     # Golden outputs: per function, the recorded baseline. A relative folder is read from the
     # profile's own folder; unset, the suite's golden answers of the twin's functions.
-    golden_dir: str = ""
-    golden_tolerance_px: float = 2.0
+    golden_dir: Annotated[str, Meta(description="a folder (relative to the profile's folder)")] = ""
+    golden_tolerance_px: Pixels = 2.0
     # A regression check: the same answer as recorded, much tighter than accuracy's bar.
-    golden_iou_min: float = 0.97
+    golden_iou_min: IoU = 0.97
     # Whether the synthetic sample means anything to these functions: the twin's are made for
     # it; real CRIOBE models were trained on real photos and are judged on a lab's sample.
-    synthetic_sample: bool = False
+    synthetic_sample: Truthy = False
 
 
-@dataclass(frozen=True)
-class Latency:
-    calls: int = 10
-    warmup: int = 2
+class Latency(Struct, frozen=True, forbid_unknown_fields=True):
+    """[latency]: how many calls measure each function, and which budgets apply."""
+
+    calls: Annotated[int, Meta(ge=1, description="a number of calls (≥ 1)")] = 10
+    warmup: Annotated[int, Meta(ge=0, description="a number of calls (≥ 0)")] = 2
     # Which budget applies (--budgets overrides): the lab's GPU host, or CPU only (the twin).
-    budgets: str = "gpu"
+    budgets: Literal["gpu", "cpu"] = "gpu"
 
 
-@dataclass(frozen=True)
-class E2E:
-    """The full webhook-to-annotation run, and what the guide leaves unknown about it."""
+NameTemplate = Annotated[
+    str, Meta(pattern=r"\{name\}", description="a task name template with {name}")
+]
 
-    workflows: tuple[str, ...] = ("two-stage",)
+
+class E2E(Struct, frozen=True, forbid_unknown_fields=True):
+    """[e2e]: the full webhook-to-annotation run, and what the guide leaves unknown about it."""
+
+    workflows: tuple[Literal["two-stage", "three-stage"], ...] = ("two-stage",)
     # Each stage's bound; the real bridge waits up to AUTO_ANN_TIMEOUT (900 s) for a model.
-    stage_timeout_s: float = 900.0
+    stage_timeout_s: Seconds = 900.0
     # How long the run is watched after its last stage for anything happening twice.
-    settle_s: float = 3.0
-    warped_name: str = "{name}_warped"
-    clean_name: str = "{name}_clean"
+    settle_s: Annotated[float, Meta(ge=0, description="seconds (a number ≥ 0)")] = 3.0
+    warped_name: NameTemplate = "{name}_warped"
+    clean_name: NameTemplate = "{name}_clean"
     # The `source` of the shapes the bridge writes (lambda requests write "auto").
-    shape_source: str = "auto"
+    shape_source: Literal["auto", "manual"] = "auto"
 
 
-@dataclass(frozen=True)
-class Stability:
+class Stability(Struct, frozen=True, forbid_unknown_fields=True):
+    """[stability]: when a restart counts as crash-looping."""
+
     # A container (or a supervisord program) restarted by its policy within this many
     # seconds counts as crash-looping; one that recovered long ago does not.
-    recent_restart_s: float = 600.0
+    recent_restart_s: Seconds = 600.0
 
 
-@dataclass(frozen=True)
-class ApiClient:
-    """A program of the stack that drives the Docker engine with an API version of its own:
-    an engine whose minimum API version is above it refuses it ("client version 1.42 is too
-    old")."""
+class ProfileFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A criobe-verify profile: what a CRIOBE stack must look like."""
 
-    name: str
-    api_version: str
-    source: str = ""
-    fix: str = ""
-
-
-@dataclass(frozen=True)
-class Profile:
-    path: Path
-    name: str
-    description: str
-    compose_project: str
-    network: str
-    cvat_url: str
-    cvat_host: str
-    cvat_version: str
-    nuclio_url: str
-    bridge_url: str
-    disk_free_gb_min: float
-    docker_min_version: str
-    compose_min_version: str
+    # Where an editor finds this schema (taplo, Even Better TOML); the suite ignores it.
+    schema: Annotated[str, Meta(description="the profile's JSON Schema, for editors")] = field(
+        default="", name="$schema"
+    )
+    about: About = field(name="profile")
+    stack: StackSettings
+    host: HostSettings
+    exposure: Exposure
     containers: tuple[Container, ...]
     ports: tuple[Port, ...]
-    internal_ports: tuple[int, ...]
-    dns: tuple[DnsProbe, ...]
-    functions: tuple[Function, ...] = field(default=())
+    dns: tuple[DnsProbe, ...] = ()
+    functions: tuple[Function, ...] = ()
     gateway: Gateway = field(default_factory=Gateway)
-    gateway_ip: str | None = None
-    # Test ids (fnmatch patterns) that may skip without failing a strict run.
-    allowed_skips: tuple[str, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     bridge: Bridge = field(default_factory=Bridge)
     nuclio: Nuclio = field(default_factory=Nuclio)
@@ -206,10 +301,37 @@ class Profile:
     latency: Latency = field(default_factory=Latency)
     e2e: E2E = field(default_factory=E2E)
     stability: Stability = field(default_factory=Stability)
-    # The container whose image lends python3 to probes of containers without it.
-    probe_image_from: str = "cvat_server"
-    # The stack's programs that drive the engine, with the API version each speaks.
-    docker_api_clients: tuple[ApiClient, ...] = ()
+
+
+class Profile(ProfileFile, frozen=True, kw_only=True):
+    """A profile as read from its file: the file's tables, and where it was read from.
+
+    The run's settings are also read flat (`profile.cvat_url` is `[stack] cvat_url`,
+    `profile.name` is `[profile] name`), as the checks have always read them."""
+
+    path: Path = Path("profile.toml")
+
+    name = property(lambda self: self.about.name)
+    description = property(lambda self: self.about.description)
+    allowed_skips = property(lambda self: self.about.allowed_skips)
+    compose_project = property(lambda self: self.stack.compose_project)
+    network = property(lambda self: self.stack.network)
+    cvat_url = property(lambda self: self.stack.cvat_url)
+    cvat_host = property(lambda self: self.stack.cvat_host)
+    cvat_version = property(lambda self: self.stack.cvat_version)
+    nuclio_url = property(lambda self: self.stack.nuclio_url)
+    bridge_url = property(lambda self: self.stack.bridge_url)
+    probe_image_from = property(lambda self: self.stack.probe_image_from)
+    disk_free_gb_min = property(lambda self: self.host.disk_free_gb_min)
+    docker_min_version = property(lambda self: self.host.docker_min_version)
+    compose_min_version = property(lambda self: self.host.compose_min_version)
+    docker_api_clients = property(lambda self: self.host.docker_api_clients)
+    internal_ports = property(lambda self: self.exposure.internal_ports)
+
+    @property
+    def gateway_ip(self) -> str | None:
+        """[stack] gateway_ip; None for 'auto' (asked from Docker)."""
+        return None if self.stack.gateway_ip == "auto" else self.stack.gateway_ip
 
     @property
     def golden_dir(self) -> Path:
@@ -229,355 +351,98 @@ class Profile:
     def required_containers(self) -> tuple[Container, ...]:
         return tuple(c for c in self.containers if not c.optional)
 
+    def parameter_names(self) -> set[str]:
+        """What a check's parameter can be under this profile (the fixtures parametrize the
+        checks with these): containers, functions and their containers, ports."""
+        return {
+            *(c.name for c in self.containers),
+            *(f.name for f in self.functions),
+            *(f.container for f in self.functions),
+            *(str(p.port) for p in self.ports),
+            *(str(p) for p in self.internal_ports),
+        }
 
-class _Reader:
-    """Typed access to a TOML table that names the file and dotted key on any error."""
 
-    def __init__(self, path: Path, data: dict[str, Any], prefix: str = "") -> None:
-        self.path, self.data, self.prefix = path, data, prefix
-        self.used: set[str] = set()
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(
+            path, "", "no such profile file", "a TOML profile", "check the path (--profile)"
+        ) from None
+    except IsADirectoryError:
+        raise ProfileError(
+            path, "", "a directory, not a profile file", "a TOML profile", "name the .toml file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(
+            path,
+            "",
+            f"cannot be read ({exc.__class__.__name__})",
+            "a UTF-8 TOML file this user can read",
+            "check its permissions and encoding",
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(
+            path, "", f"not valid TOML: {exc}", "a TOML profile", "correct the syntax there"
+        ) from None
 
-    def fail(self, key: str, expected: str, got: Any = None, missing: bool = False) -> ProfileError:
-        where = f"{self.prefix}{key}"
-        what = "missing" if missing else f"got {got!r}"
-        return ProfileError(f"{self.path}: {where}: expected {expected}; {what}")
 
-    def get(
-        self, key: str, kind: type | tuple[type, ...], expected: str, default: Any = ...
-    ) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise self.fail(key, expected, missing=True)
-            return default
-        value = self.data[key]
-        # bool is an int in Python; a profile saying `port = true` is still wrong.
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise self.fail(key, expected, value)
-        if not isinstance(value, kind):
-            raise self.fail(key, expected, value)
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
-        expected = "one of " + ", ".join(choices)
-        value = self.get(key, str, expected, default)
-        if value not in choices:
-            raise self.fail(key, expected, value)
-        return value
-
-    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(key, list, "a list of strings", default)
-        if not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, "a list of non-empty strings", value)
-        return tuple(value)
-
-    def port(self, key: str) -> int:
-        value = self.get(key, int, "a TCP port number (1-65535)")
-        if not 1 <= value <= 65535:
-            raise self.fail(key, "a TCP port number (1-65535)", value)
-        return value
-
-    def table(self, key: str) -> _Reader:
-        value = self.get(key, dict, "a table")
-        return _Reader(self.path, value, f"{self.prefix}{key}.")
-
-    def tables(self, key: str, default: Any = ...) -> list[_Reader]:
-        value = self.get(key, list, "an array of tables", default)
-        readers = []
-        for i, item in enumerate(value):
-            if not isinstance(item, dict):
-                raise ProfileError(
-                    f"{self.path}: {self.prefix}{key}[{i}]: expected a table; got {item!r}"
-                )
-            readers.append(_Reader(self.path, item, f"{self.prefix}{key}[{i}]."))
-        return readers
-
-    def reject_unknown(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
+def _check_references(path: Path, document: ProfileFile) -> None:
+    """What the schema cannot say: names that must be unique, and names that must be those of
+    a container of the profile."""
+    names = [c.name for c in document.containers]
+    for table, entries in (
+        ("containers", names),
+        ("functions", [f.name for f in document.functions]),
+    ):
+        twice = sorted({n for n in entries if entries.count(n) > 1})
+        if twice:
+            i = len(entries) - 1 - entries[::-1].index(twice[0])
             raise ProfileError(
-                f"{self.path}: {self.prefix}{unknown[0]}: unknown key "
-                f"(known: {', '.join(sorted(self.used))})"
+                path,
+                f"{table}[{i}].name",
+                f"{twice[0]!r} twice",
+                "unique names",
+                "rename or drop one",
             )
-
-
-def _version(reader: _Reader, key: str) -> str:
-    value = reader.get(key, str, "a version such as '20.10'")
-    parts = value.split(".")
-    if not all(p.isdigit() for p in parts):
-        raise reader.fail(key, "a version such as '20.10'", value)
-    return value
-
-
-def _api_client(reader: _Reader) -> ApiClient:
-    client = ApiClient(
-        name=reader.get("name", str, "the program's name"),
-        api_version=_version(reader, "api_version"),
-        source=reader.get("source", str, "where the version comes from", ""),
-        fix=reader.get("fix", str, "how to get a newer client", ""),
-    )
-    reader.reject_unknown()
-    return client
+    references = [
+        ("stack.probe_image_from", document.stack.probe_image_from),
+        *((f"ports[{i}].container", p.container) for i, p in enumerate(document.ports)),
+        *((f"dns[{i}].from", d.source) for i, d in enumerate(document.dns)),
+        *((f"gateway.containers[{i}]", n) for i, n in enumerate(document.gateway.containers)),
+        ("gateway.private_target", document.gateway.private_target),
+    ]
+    for key, name in references:
+        if name not in names:
+            raise ProfileError(
+                path,
+                key,
+                f"got {name!r}",
+                "the name of a container in [[containers]]",
+                did_you_mean(name, names) or "add that container to [[containers]]",
+            )
 
 
 def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile; raises ProfileError with a one-line explanation."""
+    from criobe_verify.profile_schema import profile_schema
+
     path = Path(path)
+    raw = _read_toml(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profile file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
-
-    top = _Reader(path, raw)
-    meta = top.table("profile")
-    stack = top.table("stack")
-    host = top.table("host")
-    exposure = top.table("exposure")
-
-    gateway_ip = stack.get("gateway_ip", str, "an IPv4 address or 'auto'", "auto")
-    if gateway_ip != "auto":
-        try:
-            ipaddress.IPv4Address(gateway_ip)
-        except ValueError:
-            raise stack.fail("gateway_ip", "an IPv4 address or 'auto'", gateway_ip) from None
-
-    containers = []
-    for r in top.tables("containers"):
-        name = r.get("name", str, "a container name")
-        containers.append(
-            Container(
-                name=name,
-                service=r.get("service", str, "a compose service name", name),
-                restart=r.choice("restart", RESTART_POLICIES, "always"),
-                image=r.get("image", str, "an image reference such as 'cvat/server:v2.29.0'", None),
-                optional=r.get("optional", bool, "true or false", False),
-                aliases=r.strings("aliases", ()),
-                healthcheck=r.get("healthcheck", bool, "true or false", False),
-                supervisord=r.get("supervisord", bool, "true or false", False),
-            )
-        )
-        r.reject_unknown()
-    names = [c.name for c in containers]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise ProfileError(f"{path}: containers: expected unique names; {sorted(dupes)[0]!r} twice")
-
-    ports = []
-    for r in top.tables("ports"):
-        p = Port(
-            port=r.port("port"),
-            container=r.get("container", str, "the name of a container in [[containers]]"),
-            protocol=r.choice("protocol", PROTOCOLS),
-            exposure=r.choice("exposure", EXPOSURES),
-            free_before_install=r.get("free_before_install", bool, "true or false", True),
-        )
-        if p.container not in names:
-            raise r.fail("container", "the name of a container in [[containers]]", p.container)
-        r.reject_unknown()
-        ports.append(p)
-
-    dns = []
-    for r in top.tables("dns", []):
-        probe = DnsProbe(
-            source=r.get("from", str, "the name of a container in [[containers]]"),
-            names=r.strings("names"),
-        )
-        if probe.source not in names:
-            raise r.fail("from", "the name of a container in [[containers]]", probe.source)
-        r.reject_unknown()
-        dns.append(probe)
-
-    functions = []
-    for r in top.tables("functions", []):
-        budgets = {}
-        for hw in ("gpu", "cpu"):
-            value = r.get(f"budget_{hw}_s", (int, float), "seconds", None)
-            budgets[f"budget_{hw}_s"] = None if value is None else float(value)
-        functions.append(
-            Function(
-                name=r.get("name", str, "a Nuclio function name"),
-                optional=r.get("optional", bool, "true or false", False),
-                role=r.choice("role", ROLES),
-                path=r.get("path", str, "the function's directory in the checkout", ""),
-                **budgets,
-            )
-        )
-        r.reject_unknown()
-
-    def section(key: str, cls, fields: dict[str, tuple]):
-        """An optional table of the profile: each field (kind, expected) or a choice tuple."""
-        if key not in raw:
-            top.used.add(key)
-            return cls()
-        reader = top.table(key)
-        default = cls()
-        values = {}
-        for name, spec in fields.items():
-            if spec[0] == "choice":
-                values[name] = reader.choice(name, spec[1], getattr(default, name))
-            else:
-                values[name] = reader.get(name, spec[0], spec[1], getattr(default, name))
-                if spec[0] == (int, float):
-                    values[name] = float(values[name])
-        reader.reject_unknown()
-        return cls(**values)
-
-    nuclio = section(
-        "nuclio",
-        Nuclio,
-        {
-            "project": (str, "a Nuclio project name"),
-            "version": (str, "a version such as '1.13.0'"),
-            "deploy": ("choice", DEPLOYERS),
-            "ready_timeout_s": ((int, float), "seconds"),
-        },
-    )
-    inference = section(
-        "inference",
-        Inference,
-        {
-            "corner_error_px_max": ((int, float), "pixels"),
-            "grid_mean_error_px_max": ((int, float), "pixels"),
-            "coral_iou_min": ((int, float), "an IoU between 0 and 1"),
-            "lama_response": ("choice", LAMA_RESPONSES),
-            "coral_output": ("choice", CORAL_OUTPUTS),
-            "golden_dir": (str, "a folder (relative to the profile's folder)"),
-            "golden_tolerance_px": ((int, float), "pixels"),
-            "golden_iou_min": ((int, float), "an IoU between 0 and 1"),
-            "synthetic_sample": (bool, "true or false"),
-        },
-    )
-    e2e = section(
-        "e2e",
-        E2E,
-        {
-            "workflows": (list, "a list of workflows: two-stage, three-stage"),
-            "stage_timeout_s": ((int, float), "seconds"),
-            "settle_s": ((int, float), "seconds"),
-            "warped_name": (str, "a task name template with {name}"),
-            "clean_name": (str, "a task name template with {name}"),
-            "shape_source": ("choice", ("auto", "manual")),
-        },
-    )
-    bad = [w for w in e2e.workflows if w not in ("two-stage", "three-stage")]
-    if bad:
+        document = msgspec.convert(raw, ProfileFile)
+    except msgspec.ValidationError as exc:
+        finding = explain(exc, raw, profile_schema())
         raise ProfileError(
-            f"{path}: e2e.workflows: expected two-stage, three-stage; got {bad[0]!r}"
-        )
-    e2e = E2E(**{**e2e.__dict__, "workflows": tuple(e2e.workflows)})
-    latency = section(
-        "latency",
-        Latency,
-        {
-            "calls": (int, "a number of calls"),
-            "warmup": (int, "a number of calls"),
-            "budgets": ("choice", ("gpu", "cpu")),
-        },
+            path, finding.key, finding.problem, finding.expected, finding.fix
+        ) from None
+    _check_references(path, document)
+    fields = msgspec.structs.asdict(document)
+    # A container's compose service defaults to its name.
+    fields["containers"] = tuple(
+        c if c.service else msgspec.structs.replace(c, service=c.name) for c in document.containers
     )
-
-    gateway = Gateway()
-    if "gateway" in raw:
-        g = top.table("gateway")
-        gateway = Gateway(
-            containers=g.strings("containers", gateway.containers),
-            hostname=g.get("hostname", str, "a host name", gateway.hostname),
-            port=g.port("port") if "port" in g.data else gateway.port,
-            path=g.get("path", str, "a URL path", gateway.path),
-            proxy=g.get("proxy", str, "host:port of Smokescreen", gateway.proxy),
-            private_target=g.get("private_target", str, "a container name", gateway.private_target),
-            private_port=g.port("private_port")
-            if "private_port" in g.data
-            else gateway.private_port,
-        )
-        for name in (*gateway.containers, gateway.private_target):
-            if name not in names:
-                raise g.fail("containers", "names of containers in [[containers]]", name)
-        g.reject_unknown()
-    else:
-        top.used.add("gateway")
-
-    waivers = []
-    for r in top.tables("waivers", []):
-        expires = r.get("expires", datetime.date, "a date such as 2027-06-30", None)
-        waivers.append(
-            Waiver(
-                check=r.get("check", str, "a test id or fnmatch pattern of test ids"),
-                reason=r.get("reason", str, "why the finding is accepted"),
-                expires=expires,
-            )
-        )
-        if not waivers[-1].reason.strip():
-            raise r.fail("reason", "why the finding is accepted", "")
-        r.reject_unknown()
-
-    bridge = Bridge()
-    if "bridge" in raw:
-        b = top.table("bridge")
-        bridge = Bridge(
-            health_accepts_post=b.get(
-                "health_accepts_post", bool, "true or false", bridge.health_accepts_post
-            )
-        )
-        b.reject_unknown()
-    else:
-        top.used.add("bridge")
-    stability = Stability()
-    if "stability" in raw:
-        s = top.table("stability")
-        stability = Stability(
-            recent_restart_s=float(
-                s.get("recent_restart_s", (int, float), "seconds", stability.recent_restart_s)
-            )
-        )
-        s.reject_unknown()
-    else:
-        top.used.add("stability")
-    probe_image_from = stack.get(
-        "probe_image_from", str, "the name of a container in [[containers]]", "cvat_server"
-    )
-    if probe_image_from not in names:
-        raise stack.fail(
-            "probe_image_from", "the name of a container in [[containers]]", probe_image_from
-        )
-
-    internal = exposure.get("internal_ports", list, "a list of port numbers")
-    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in internal):
-        raise exposure.fail("internal_ports", "a list of port numbers", internal)
-
-    profile = Profile(
-        path=path,
-        name=meta.get("name", str, "a profile name"),
-        description=meta.get("description", str, "a sentence", ""),
-        compose_project=stack.get("compose_project", str, "a compose project name", "cvat"),
-        network=stack.get("network", str, "a Docker network name", "cvat_cvat"),
-        cvat_url=stack.get("cvat_url", str, "a URL such as 'http://localhost:8080'"),
-        cvat_host=stack.get("cvat_host", str, "the Host Traefik routes (CVAT_HOST)", "localhost"),
-        cvat_version=_version(stack, "cvat_version"),
-        nuclio_url=stack.get("nuclio_url", str, "a URL such as 'http://localhost:8070'"),
-        bridge_url=stack.get("bridge_url", str, "a URL such as 'http://localhost:8000'"),
-        disk_free_gb_min=float(host.get("disk_free_gb_min", (int, float), "a number of GB")),
-        docker_min_version=_version(host, "docker_min_version"),
-        compose_min_version=_version(host, "compose_min_version"),
-        docker_api_clients=tuple(_api_client(c) for c in host.tables("docker_api_clients", [])),
-        containers=tuple(containers),
-        ports=tuple(ports),
-        internal_ports=tuple(internal),
-        dns=tuple(dns),
-        functions=tuple(functions),
-        gateway=gateway,
-        gateway_ip=None if gateway_ip == "auto" else gateway_ip,
-        allowed_skips=meta.strings("allowed_skips", ()),
-        waivers=tuple(waivers),
-        bridge=bridge,
-        nuclio=nuclio,
-        inference=inference,
-        latency=latency,
-        e2e=e2e,
-        stability=stability,
-        probe_image_from=probe_image_from,
-    )
-    for reader in (meta, stack, host, exposure, top):
-        reader.reject_unknown()
-    return profile
+    return Profile(path=path, **fields)

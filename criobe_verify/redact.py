@@ -7,7 +7,12 @@
 
 Values are learnt from environments (containers' and bridge/.env) by their key names;
 the redactor also masks `KEY=value` pairs whose key looks secret, even for values it has
-never seen, so a secret printed by a container before the suite read its env is hidden too.
+never seen, so a secret printed by a container before the suite read its env is hidden too,
+and the password of a URL (`scheme://user:password@host`), wherever the URL came from: an
+option, an environment variable (DOCKER_HOST, CRIOBE_STACK_HOST) or a profile value.
+
+    >>> Redactor()("DOCKER_HOST=tcp://admin:hunter22@10.0.0.5:2376 does not answer")
+    'DOCKER_HOST=tcp://admin:[REDACTED]@10.0.0.5:2376 does not answer'
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ _PAIR = re.compile(
 _AUTH_HEADER = re.compile(
     r"(?P<scheme>\b(?:Token|Bearer|Basic))\s+(?P<value>[A-Za-z0-9+/=._-]{8,})"
 )
+# The password of a URL's userinfo; the user name stays (it says whose login it is).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s/:@]*:)(?P<value>[^\s/@]+)@", re.I)
 MASK = "[REDACTED]"
 
 
@@ -62,6 +69,7 @@ class Redactor:
             return text
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
         text = _PAIR.sub(
             lambda m: (
                 m[0] if m["value"].startswith(MASK) else f"{m['key']}{m['sep']}{m['q']}{MASK}"

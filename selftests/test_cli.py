@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,26 +11,31 @@ import pytest
 
 from criobe_verify.compose import ComposeError, ComposeStack
 from selftests import PROJECT_ROOT
+from selftests.fake_checkout import fake_checkout
+
+NO_ENGINE = "unix:///run/criobe-verify-no-such-docker.sock"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, engine: str | None = NO_ENGINE) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess; DOCKER_HOST points nowhere unless a test needs the engine."""
+    env = {**os.environ, "DOCKER_HOST": engine} if engine else dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "criobe_verify.cli", *args],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
 
 
 def test_stack_up_needs_a_checkout(tmp_path):
     proc = _run("--reports", str(tmp_path), "--", "--stack", "up")
     assert proc.returncode == 4
-    assert "--stack up needs --stack-dir PATH" in proc.stderr
+    assert "criobe-verify: --stack up: needs --stack-dir PATH" in proc.stderr
 
 
 def test_a_failed_bring_up_under_xdist_is_tried_once_and_runs_nothing(tmp_path):
     """-n 2 --stack up: one worker tries the bring-up (the others wait on its lock and read
-    its result); the run exits 3 and every check is "not run", none "passed"."""
-    checkout = tmp_path / "not-a-checkout"
-    checkout.mkdir()
+    its result); the run exits 3 and every check is "not run", none "passed". The engine is
+    nowhere, so the bring-up fails on its first step, naming the endpoint."""
+    checkout = fake_checkout(tmp_path / "checkout")
     reports = tmp_path / "reports"
     proc = _run(
         "--reports", str(reports), "--", "--stack", "up", f"--stack-dir={checkout}", "-n", "2",
@@ -37,17 +43,15 @@ def test_a_failed_bring_up_under_xdist_is_tried_once_and_runs_nothing(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = json.loads((reports / "summary.json").read_text())
-    assert (
-        summary["stopped"].startswith("bring-up failed:")
-        and "not a CRIOBE checkout" in (summary["stopped"])
-    )
+    assert summary["stopped"].startswith("bring-up failed: Docker engine: not reachable at ")
+    assert NO_ENGINE in summary["stopped"]
     assert set(summary["totals"]) == {"not run"}, summary["totals"]
-    assert (proc.stdout + proc.stderr).count("is not a CRIOBE checkout") >= 1
+    assert (proc.stdout + proc.stderr).count("bring-up failed: Docker engine") >= 1
 
 
 def test_reports_option_needs_a_directory():
     proc = _run("--reports")
-    assert proc.returncode == 4 and "--reports needs a directory" in proc.stderr
+    assert proc.returncode == 4 and "--reports: needs a directory" in proc.stderr
 
 
 def test_a_directory_that_is_not_a_criobe_checkout_is_named(tmp_path):
@@ -90,7 +94,7 @@ def test_stack_up_refuses_to_take_over_a_running_project(tmp_path):
     reports = tmp_path / "reports"
     proc = _run(
         "--reports", str(reports), "--", "--stack", "up", f"--stack-dir={PROJECT_ROOT / 'twin'}",
-        "--layer", "host",
+        "--layer", "host", engine=None,
     )  # fmt: skip
     assert proc.returncode == 3, proc.stdout[-2000:]
     stopped = json.loads((reports / "summary.json").read_text())["stopped"]
@@ -115,13 +119,27 @@ def test_cleanup_removes_what_runs_left_and_nothing_else():
         kept = cvat.post("/api/projects", json={"name": "criobe-verify-notes-of-the-lab"})
         assert left.status_code == kept.status_code == 201
         try:
-            dry = _run("cleanup", "--profile", "profiles/twin.toml", "--dry-run")
+            dry = _run("cleanup", "--profile", "profiles/twin.toml", "--dry-run", engine=None)
             assert dry.returncode == 0 and "would delete project" in dry.stdout
             assert cvat.get(f"/api/projects/{left.json()['id']}").status_code == 200
-            proc = _run("cleanup", "--profile", "profiles/twin.toml")
+            proc = _run("cleanup", "--profile", "profiles/twin.toml", engine=None)
             assert proc.returncode == 0, proc.stderr
             assert cvat.get(f"/api/projects/{left.json()['id']}").status_code == 404
             assert cvat.get(f"/api/projects/{kept.json()['id']}").status_code == 200
         finally:
             cvat.delete(f"/api/projects/{kept.json()['id']}")
             cvat.delete(f"/api/projects/{left.json()['id']}")
+
+
+def test_the_cli_prints_the_profile_schema_for_an_editor():
+    from criobe_verify.profile_schema import SCHEMA_FILE
+
+    proc = _run("profile-schema")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == json.loads(SCHEMA_FILE.read_text())
+
+
+def test_reports_equals_dir_is_accepted_and_made_once_the_input_is_valid(tmp_path):
+    reports = tmp_path / "out" / "reports"
+    proc = _run(f"--reports={reports}", "--phase", "preinstall")  # the engine is nowhere: 1
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert {p.name for p in reports.iterdir()} >= {"report.html", "junit.xml", "summary.json"}

@@ -43,3 +43,15 @@ def test_an_already_masked_value_keeps_the_text_after_it():
     r = Redactor()
     text = "(CVAT_USER='admin', CVAT_PWD=[REDACTED]): POST /api/auth/login answered 400"
     assert r(text) == text
+
+
+def test_a_password_inside_a_url_is_masked_and_the_rest_kept():
+    r = Redactor()
+    for text, kept in [
+        ("cvat_url: got 'http://admin:Coral-Reef-2024!@localhost:8080'", "http://admin:"),
+        ("CRIOBE_STACK_HOST=ssh://lab:pa55word@gpu-host", "@gpu-host"),
+        ("DOCKER_HOST=tcp://u:p4ss@10.0.0.5:2376 (ssh://plain@host stays)", "ssh://plain@host"),
+    ]:
+        out = r(text)
+        assert MASK in out and kept in out, out
+        assert not any(s in out for s in ("Coral-Reef-2024!", "pa55word", "p4ss")), out

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.host
 
 @check("host/docker-engine-answers", guide="prereq", phases=("preinstall", "installed"))
 def test_docker_engine_answers(engine):
+    expect(engine.answers, engine.why_not_answering)
     expect(engine.recent_enough, engine.why_too_old)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.diagnosis import Diagnosis
+from criobe_verify.docker_endpoint import EngineConnection
 from criobe_verify.profile import Port, Profile
 from criobe_verify.versions import version_tuple
 
@@ -39,6 +40,8 @@ class Engine:
     profile: Profile
     api_version: str = ""
     min_api_version: str = ""
+    # Why the engine does not answer at all (the endpoint's diagnosis); None when it answers.
+    silence: Diagnosis | None = None
 
     @classmethod
     def of(cls, answer: dict[str, Any], profile: Profile) -> Engine:
@@ -48,6 +51,18 @@ class Engine:
             answer.get("ApiVersion", ""),
             answer.get("MinAPIVersion", ""),
         )
+
+    @classmethod
+    def not_answering(cls, connection: EngineConnection, profile: Profile) -> Engine:
+        return cls("?", profile, silence=connection.unreachable)
+
+    @property
+    def answers(self) -> bool:
+        return self.silence is None
+
+    def why_not_answering(self) -> Diagnosis:
+        """Names the endpoint actually used (DOCKER_HOST's value, or the socket) and the fix."""
+        return self.silence or Diagnosis("Docker engine", "does not answer")
 
     @property
     def recent_enough(self) -> bool:

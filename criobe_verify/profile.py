@@ -163,6 +163,30 @@ class Stability:
     recent_restart_s: float = 600.0
 
 
+# Configuration drift `criobe-verify compare` lists as a finding (exit 10), by drift key
+# (criobe_verify/drift.py; fnmatch patterns): what breaks a CRIOBE stack when it changes
+# unnoticed in an upgrade. Any other difference (an image rebuilt under the same tag, an
+# environment variable added) is listed as information.
+RISKY_DRIFT = (
+    "container/*/present", "container/*/image", "container/*/restart", "container/*/network/*",
+    "container/*/ports/*", "container/*/extra_hosts/*", "container/*/secret/*",
+    "container/*/env/SMOKESCREEN_OPTS", "container/*/env/ALLOWED_HOSTS",
+    "container/*/env/CVAT_URL", "container/*/env/CVAT_HOST", "container/*/env/NUCLIO_*",
+    "container/*/env/CVAT_SERVERLESS", "container/*/env/CVAT_NUCLIO_*",
+    "function/*", "version/*",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """How `criobe-verify compare` judges configuration drift (the `[baseline]` table)."""
+
+    # Drift keys that are findings; `risky` in a profile replaces this list.
+    risky: tuple[str, ...] = RISKY_DRIFT
+    # Drift keys left out of the comparison altogether (a lab's own volatile variable).
+    ignore: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ApiClient:
     """A program of the stack that drives the Docker engine with an API version of its own:
@@ -206,6 +230,7 @@ class Profile:
     latency: Latency = field(default_factory=Latency)
     e2e: E2E = field(default_factory=E2E)
     stability: Stability = field(default_factory=Stability)
+    baseline: Baseline = field(default_factory=Baseline)
     # The container whose image lends python3 to probes of containers without it.
     probe_image_from: str = "cvat_server"
     # The stack's programs that drive the engine, with the API version each speaks.
@@ -477,6 +502,14 @@ def load_profile(path: str | Path) -> Profile:
         },
     )
 
+    baseline = Baseline()
+    if "baseline" in raw:
+        b = top.table("baseline")
+        baseline = Baseline(risky=b.strings("risky", baseline.risky),
+                            ignore=b.strings("ignore", baseline.ignore))  # fmt: skip
+        b.reject_unknown()
+    top.used.add("baseline")
+
     gateway = Gateway()
     if "gateway" in raw:
         g = top.table("gateway")
@@ -576,6 +609,7 @@ def load_profile(path: str | Path) -> Profile:
         latency=latency,
         e2e=e2e,
         stability=stability,
+        baseline=baseline,
         probe_image_from=probe_image_from,
     )
     for reader in (meta, stack, host, exposure, top):

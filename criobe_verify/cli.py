@@ -5,9 +5,12 @@
     criobe-verify --phase preinstall       # before installing
     criobe-verify --reports DIR -- -k ports   # anything after -- goes to pytest
     criobe-verify cleanup [--dry-run]      # what interrupted runs left in CVAT
+    criobe-verify baseline before/ [--baseline-key FILE] [--overwrite] [run options]
+                                           # a run that also writes before/baseline.json
+    criobe-verify compare before/ after/ [--html PATH] [--profile FILE]   # no stack needed
 
 Writes DIR/report.html (self-contained), DIR/junit.xml and DIR/summary.json (default
-DIR: ./reports). The exit code is pytest's.
+DIR: ./reports). The exit code is pytest's (compare's: criobe_verify/compare.py).
 
 It runs from any folder, from a checkout or an installed wheel alike: relative paths
 (`--profile lab.toml`, `--sample-image`, `--reports`, `--stack-dir`) are the caller's, and
@@ -40,6 +43,7 @@ def report_args(reports: Path) -> list[str]:
 VALUE_OPTIONS = (
     "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--gateway-ip",
     "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
+    "--record-baseline", "--baseline-key",
 )  # fmt: skip
 
 
@@ -74,24 +78,77 @@ def suite_args() -> list[str]:
     ]  # fmt: skip
 
 
+class BadInput(ValueError):
+    """A command line the CLI refuses before running anything; str() is its one line."""
+
+
+def _take_value(args: list[str], option: str, what: str = "a value") -> str | None:
+    """Remove `option VALUE` or `option=VALUE` from args; its value (None if absent).
+
+    >>> args = ["--reports", "out", "-k", "ports"]
+    >>> _take_value(args, "--reports"), args
+    ('out', ['-k', 'ports'])
+    """
+    for i, arg in enumerate(args):
+        if arg == option or arg.startswith(option + "="):
+            value = arg.partition("=")[2] if "=" in arg else (args[i + 1 : i + 2] or [""])[0]
+            del args[i : i + (1 if "=" in arg else 2)]
+            if not value:
+                raise BadInput(f"{option} needs {what}")
+            return value
+    return None
+
+
+def baseline_args(args: list[str]) -> list[str]:
+    """`baseline DIR [--baseline-key FILE] [--overwrite] …` → the run's own arguments, with
+    DIR and the key made absolute (the caller's) and checked before the run: a baseline that
+    could not be written should not cost a run."""
+    from criobe_verify.baseline import FILE
+    from criobe_verify.secret_digest import (
+        KeyFileError,
+        load_or_create_key,
+        refuse_inside,
+        resolve_key_path,
+    )
+
+    if not args or args[0].startswith("-"):
+        raise BadInput("baseline needs a folder: criobe-verify baseline DIR [run options]")
+    folder, rest = Path(args[0]).resolve(), args[1:]
+    overwrite = "--overwrite" in rest
+    rest = [a for a in rest if a != "--overwrite"]
+    if (folder / FILE).exists() and not overwrite:
+        raise BadInput(f"{folder}: holds a baseline already; expected a new folder; fix: "
+                       "another folder, or --overwrite")  # fmt: skip
+    key = resolve_key_path(_take_value(rest, "--baseline-key"))
+    try:
+        refuse_inside(key, folder)
+        load_or_create_key(key)
+        folder.mkdir(parents=True, exist_ok=True)
+    except KeyFileError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"{folder}: cannot make the folder ({exc.strerror}); expected a "
+                       "writable path; fix: another folder") from None  # fmt: skip
+    return [*rest, f"--record-baseline={folder}", f"--baseline-key={key}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["cleanup"]:
         from criobe_verify.cleanup import main as cleanup
 
         return cleanup(args[1:])
-    reports = Path("reports")
-    for i, arg in enumerate(args):
-        if arg == "--reports" or arg.startswith("--reports="):
-            value = arg.partition("=")[2] if "=" in arg else None
-            if value is None and i + 1 < len(args):
-                value = args[i + 1]
-            if not value:
-                print("criobe-verify: --reports needs a directory", file=sys.stderr)
-                return 4
-            reports = Path(value)
-            del args[i : i + (1 if "=" in arg else 2)]
-            break
+    if args[:1] == ["compare"]:
+        from criobe_verify.compare import main as compare
+
+        return compare(args[1:])
+    try:
+        if args[:1] == ["baseline"]:
+            args = baseline_args(args[1:])
+        reports = Path(_take_value(args, "--reports", "a directory") or "reports")
+    except BadInput as exc:
+        print(f"criobe-verify: {exc}", file=sys.stderr)
+        return 4
     if "--" in args:
         args.remove("--")
     args = join_option_values(args)

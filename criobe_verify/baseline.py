@@ -13,7 +13,7 @@ DIR/baseline.json, JSON, `format_version` 1:
 | `run` | profile, stack mode, phase, the layers asked for, the verdict | no (shown) |
 | `checks.<stable id>` | `outcome`, `kind` (functional, policy), `layer`, `finding` (first line, when not passed) | outcome |
 | `latency.<function>` | `first_s`, `p50_s`, `p95_s`, `max_s`, `calls`, `hardware` | shown with ratios |
-| `e2e.<workflow>` | `wall_s`, `stages.<stage name>` (seconds) | shown with ratios |
+| `e2e.<workflow>` | `wall_s`, `stages`: `[{name, duration_s}]` in the order they ran | shown with ratios |
 | `fingerprint` | the stack's configuration (criobe_verify/fingerprint.py): `containers`, `functions`, `versions`, `secret_key_id`, `unavailable` | every field (criobe_verify/drift.py) |
 | `fields` | `compared` and `volatile`: which fingerprint fields are compared, which left out | no |
 
@@ -77,11 +77,15 @@ def latency_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, A
 
 
 def e2e_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per workflow: its wall time and each stage's duration (seconds)."""
+    """Per workflow: its wall time and each stage's duration (seconds), in the order the
+    stages ran (a list: the file's keys are sorted)."""
     return {
         e["e2e"]["workflow"]: {
             "wall_s": e["e2e"].get("wall_s"),
-            "stages": {s["name"]: s.get("duration_s") for s in e["e2e"].get("stages") or []},
+            "stages": [
+                {"name": s["name"], "duration_s": s.get("duration_s")}
+                for s in e["e2e"].get("stages") or []
+            ],
         }
         for e in checks.values()
         if isinstance(e.get("e2e"), Mapping) and "workflow" in e["e2e"]

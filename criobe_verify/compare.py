@@ -135,6 +135,11 @@ def _timings(before: dict[str, Any], after: dict[str, Any], fields: tuple[str, .
     return [Timing(f, before.get(f), after.get(f)) for f in fields]
 
 
+def _stage_seconds(e2e: dict[str, Any]) -> dict[str, float]:
+    """A workflow's stages by name, in the order they ran."""
+    return {s.get("name", "?"): s.get("duration_s") for s in e2e.get("stages") or []}
+
+
 def compare(
     before: Run, after: Run, risky: tuple[str, ...] = (), ignore: tuple[str, ...] = ()
 ) -> Comparison:
@@ -149,9 +154,9 @@ def compare(
         )
     for workflow in sorted(set(before.e2e) | set(after.e2e)):
         a, b = before.e2e.get(workflow) or {}, after.e2e.get(workflow) or {}
-        names = list(dict.fromkeys([*(a.get("stages") or {}), *(b.get("stages") or {})]))
+        sa, sb = _stage_seconds(a), _stage_seconds(b)
         comparison.stages[workflow] = [
-            *_timings(a.get("stages") or {}, b.get("stages") or {}, tuple(names)),
+            *_timings(sa, sb, tuple(dict.fromkeys([*sa, *sb]))),
             Timing("wall", a.get("wall_s"), b.get("wall_s")),
         ]
     return comparison

@@ -48,7 +48,7 @@ def test_a_baseline_holds_every_check_the_latency_and_the_e2e_stages():
     )  # fmt: skip
     assert len(baseline["latency"]) == 5
     three = baseline["e2e"]["three-stage"]
-    assert list(three["stages"]) == [
+    assert [s["name"] for s in three["stages"]] == [
         "corners detected", "warped task created", "grid detected", "grid-free task created",
         "corals detected",
     ]  # fmt: skip

@@ -225,15 +225,22 @@ def test_new_and_gone_checks_are_listed_for_information():
     assert result.exit_code == 0
 
 
-def test_latency_and_stage_times_are_shown_before_and_after_with_their_ratio():
+def test_latency_and_stage_times_are_shown_before_and_after_with_their_ratio(tmp_path: Path):
     slower = copy.deepcopy(SUMMARY)
     slower["checks"]["latency/within-budget[pth-lama]"]["latency"]["p95_s"] = 1.515
     slower["checks"]["e2e/two-stage-exactly-once"]["e2e"]["wall_s"] = 6.83
-    result = _compare(summary=slower)
+    before = load_run(write_baseline(tmp_path / "before", _baseline()))
+    result = compare(
+        before, load_run(write_baseline(tmp_path / "after", _baseline(summary=slower)))
+    )
     p95 = next(t for t in result.latency["pth-lama"] if t.what == "p95_s")
     assert (p95.before, p95.after, round(p95.ratio, 2)) == (0.7575, 1.515, 2.0)
     table = text_table(result)
     assert f"{0.7575:.3f} → 1.515 (×2.00)" in table and "3.415 → 6.830 (×2.00)" in table
+    # The stages in the order they ran, though baseline.json's keys are sorted.
+    assert [t.what for t in result.stages["two-stage"]] == [
+        "corners detected", "warped task created", "corals detected", "wall",
+    ]  # fmt: skip
     assert result.exit_code == 0  # shown, not judged: the latency layer's budgets judge
 
 

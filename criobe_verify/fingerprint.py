@@ -157,13 +157,11 @@ def _published(bindings: Mapping[str, Any] | None, random: bool) -> dict[str, li
     """
     out = {}
     for port, binds in (bindings or {}).items():
-        out[port] = sorted(
-            {
-                f"{b.get('HostIp') or '0.0.0.0'}:"
-                f"{RANDOM_PORT if random or b.get('HostPort') in ('', '0', None) else b['HostPort']}"
-                for b in binds or []
-            }
-        )
+        hosts = set()
+        for b in binds or []:
+            picked = random or b.get("HostPort") in ("", "0", None)
+            hosts.add(f"{b.get('HostIp') or '0.0.0.0'}:{RANDOM_PORT if picked else b['HostPort']}")
+        out[port] = sorted(hosts)
     return out
 
 

@@ -211,3 +211,60 @@ def test_the_run_writes_its_baseline_and_names_what_it_could_not_read(tmp_path: 
     assert set(baseline["fingerprint"]["unavailable"]) == {"containers", "functions", "cvat"}
     assert baseline["fingerprint"]["functions"] is None
     assert stat.S_IMODE((tmp_path / "k.key").stat().st_mode) == 0o600
+
+
+STATIC_LAYERS = (
+    "host", "containers", "ports", "network", "gateway", "services", "functions", "reachability",
+)  # fmt: skip
+
+
+@pytest.mark.twin
+def test_on_the_twin_a_baseline_equals_itself_and_a_recreated_bridge_changes_nothing(tmp_path):
+    """The static layers' baseline of the running twin: every part of the fingerprint read;
+    `compare DIR DIR` reports nothing; after `docker restart bridge` and a recreation of the
+    bridge with the same configuration (a new container id), a second baseline compares with
+    no flip and no drift."""
+    from selftests.twin import Twin
+
+    layers = [f"--layer={layer}" for layer in STATIC_LAYERS]
+    key = f"--baseline-key={tmp_path / 'k.key'}"
+
+    def baseline(name: str) -> dict:
+        profile = str(PROJECT_ROOT / "profiles" / "twin.toml")
+        proc = _cli(tmp_path, "baseline", name, "--profile", profile, *layers,
+                    "--reports", f"r-{name}", key, "-q")  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        return json.loads((tmp_path / name / FILE).read_text())
+
+    fingerprint = baseline("before")["fingerprint"]
+    assert fingerprint["unavailable"] == {}, fingerprint["unavailable"]
+    assert fingerprint["versions"]["cvat"] == "2.29.0" and fingerprint["versions"]["nuclio"]
+    assert fingerprint["versions"]["bridge_cvat_sdk"]
+    assert len(fingerprint["functions"]) >= 4
+    assert {"cvat_server", "bridge", "nuclio-nuclio-pth-lama"} <= set(fingerprint["containers"])
+    same = _cli(tmp_path, "compare", "before", "before")
+    assert same.returncode == 0, same.stdout + same.stderr
+    nothing = ["Checks that passed before and do not now: none", "New checks: none",
+               "Checks gone: none", "Configuration drift: findings: none",
+               "Configuration drift: information: none"]  # fmt: skip
+    assert [line for line in nothing if line not in same.stdout] == [], same.stdout
+
+    twin = Twin(tmp_path)
+    old = twin.container("bridge").id
+    twin.container("bridge").restart(timeout=10)
+    twin.recreate("bridge")
+    assert twin.container("bridge").id != old
+    twin.wait_for(lambda: _answers("http://localhost:8000/health"), 60, "the bridge's /health")
+    baseline("after")
+    proc = _cli(tmp_path, "compare", "before", "after")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [line for line in nothing if line not in proc.stdout] == [], proc.stdout
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -171,7 +171,8 @@ def test_the_profile_marks_what_is_risky_and_what_is_left_out(tmp_path: Path):
     profile = tmp_path / "lab.toml"
     profile.write_text(
         (PROJECT_ROOT / "profiles" / "twin.toml").read_text()
-        + '\n[baseline]\nrisky = ["container/*/image_id"]\nignore = ["container/bridge/env/LOG_*"]\n'
+        + '\n[baseline]\nrisky = ["container/*/image_id"]\n'
+        + 'ignore = ["container/bridge/env/LOG_*"]\n'
     )
     policy = load_profile(profile).baseline
     result = _compare(after, risky=policy.risky, ignore=policy.ignore)

@@ -61,7 +61,7 @@ def checks_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, An
     for check_id, entry in checks.items():
         kept = {k: entry[k] for k in ("outcome", "kind", "layer") if k in entry}
         if entry.get("outcome") != "passed" and (finding := first_line(dict(entry))):
-            kept["finding"] = finding
+            kept["finding"] = finding.splitlines()[0]  # a diagnosis's `what` may run on
         out[check_id] = kept
     return out
 

@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from criobe_verify.baseline import BaselineInputError, Run, load_run
 from criobe_verify.drift import Drift, drift, judge
 from criobe_verify.layers import POLICY
-from criobe_verify.verdict import EXIT_POLICY_FINDINGS
+from criobe_verify.verdict import EXIT_POLICY_FINDINGS, FAILING
 
 GOOD = ("passed", "waived")  # a waived policy finding is accepted by the lab, as in the verdict
 EXIT_BAD_INPUT = 4
@@ -99,7 +99,11 @@ class Comparison:
     def headline(self) -> str:
         parts = []
         if self.functional_flips:
-            parts.append(f"{len(self.functional_flips)} functional check(s) flipped")
+            failing = sum(c.after in FAILING for c in self.functional_flips)
+            parts.append(
+                f"{len(self.functional_flips)} functional check(s) flipped ({failing} now "
+                f"failing, the rest skipped or not run)"
+            )
         if self.policy_flips:
             parts.append(f"{len(self.policy_flips)} policy check(s) flipped")
         if self.risky:
@@ -129,6 +133,8 @@ def _changes(before: Run, after: Run, comparison: Comparison) -> None:
             comparison.flips.append(change)
         elif change.before != change.after:
             comparison.other_changes.append(change)
+    # The checks that fail now first: the ones skipped because of them follow.
+    comparison.flips.sort(key=lambda c: c.after not in FAILING)
 
 
 def _timings(before: dict[str, Any], after: dict[str, Any], fields: tuple[str, ...]) -> list:

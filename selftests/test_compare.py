@@ -192,14 +192,27 @@ def _summary_with(outcomes: dict[str, str]) -> dict:
 
 
 def test_a_functional_flip_exits_1_with_both_outcomes_and_the_new_finding():
-    result = _compare(summary=_summary_with({"services/cvat-health-working": "failed"}))
+    """The check that fails now comes first, the ones its layer's gate skipped after it."""
+    result = _compare(
+        summary=_summary_with(
+            {"functions/nuclio-project-exists": "skipped", "services/cvat-health-working": "failed"}
+        )
+    )
     assert [(c.check, c.kind, c.before, c.after, c.finding) for c in result.flips] == [
         ("services/cvat-health-working", "functional", "passed", "failed",
-         "cvat_server: is failed now\nmore"),
+         "cvat_server: is failed now"),
+        ("functions/nuclio-project-exists", "functional", "passed", "skipped",
+         "cvat_server: is skipped now"),
     ]  # fmt: skip
     assert result.exit_code == 1
-    assert "services/cvat-health-working  functional  passed  failed  cvat_server: is" in (
-        text_table(result)
+    table = text_table(result)
+    row = next(line for line in table.splitlines() if "services/cvat-health-working" in line)
+    assert row.split()[:6] == [
+        "services/cvat-health-working", "functional", "passed", "failed", "cvat_server:", "is",
+    ]  # fmt: skip
+    assert (
+        "2 functional check(s) flipped (1 now failing, the rest skipped or not run) (exit 1)"
+        in (table)
     )
 
 

@@ -5,9 +5,13 @@
     criobe-verify --phase preinstall       # before installing
     criobe-verify --reports DIR -- -k ports   # anything after -- goes to pytest
     criobe-verify cleanup [--dry-run]      # what interrupted runs left in CVAT
+    criobe-verify baseline before/ [--baseline-key FILE] [--overwrite] [run options]
+                                           # a run that also writes before/baseline.json
+    criobe-verify compare before/ after/ [--html PATH] [--profile FILE]   # no stack needed
 
 Writes DIR/report.html (self-contained), DIR/junit.xml and DIR/summary.json (default
-DIR: ./reports). The exit code is pytest's, or the verdict's (README: exit codes).
+DIR: ./reports). The exit code is pytest's, or the verdict's (README: exit codes); compare's:
+criobe_verify/compare.py.
 
 Bad input (an option, an environment variable, the profile, a file) stops the run before
 anything runs, with one line on stderr and exit code 4, and creates nothing (not even DIR):
@@ -47,6 +51,7 @@ def report_args(reports: Path) -> list[str]:
 VALUE_OPTIONS = (
     "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--gateway-ip",
     "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
+    "--record-baseline", "--baseline-key",
 )  # fmt: skip
 
 
@@ -151,6 +156,60 @@ def _reports_option(args: list[str]) -> Path:
     return reports_folder("reports")
 
 
+class BadInput(ValueError):
+    """A command line the CLI refuses before running anything; str() is its one line."""
+
+
+def _take_value(args: list[str], option: str, what: str = "a value") -> str | None:
+    """Remove `option VALUE` or `option=VALUE` from args; its value (None if absent).
+
+    >>> args = ["--reports", "out", "-k", "ports"]
+    >>> _take_value(args, "--reports"), args
+    ('out', ['-k', 'ports'])
+    """
+    for i, arg in enumerate(args):
+        if arg == option or arg.startswith(option + "="):
+            value = arg.partition("=")[2] if "=" in arg else (args[i + 1 : i + 2] or [""])[0]
+            del args[i : i + (1 if "=" in arg else 2)]
+            if not value:
+                raise BadInput(f"{option} needs {what}")
+            return value
+    return None
+
+
+def baseline_args(args: list[str]) -> list[str]:
+    """`baseline DIR [--baseline-key FILE] [--overwrite] …` → the run's own arguments, with
+    DIR and the key made absolute (the caller's) and checked before the run: a baseline that
+    could not be written should not cost a run."""
+    from criobe_verify.baseline import FILE
+    from criobe_verify.secret_digest import (
+        KeyFileError,
+        load_or_create_key,
+        refuse_inside,
+        resolve_key_path,
+    )
+
+    if not args or args[0].startswith("-"):
+        raise BadInput("baseline needs a folder: criobe-verify baseline DIR [run options]")
+    folder, rest = Path(args[0]).resolve(), args[1:]
+    overwrite = "--overwrite" in rest
+    rest = [a for a in rest if a != "--overwrite"]
+    if (folder / FILE).exists() and not overwrite:
+        raise BadInput(f"{folder}: holds a baseline already; expected a new folder; fix: "
+                       "another folder, or --overwrite")  # fmt: skip
+    key = resolve_key_path(_take_value(rest, "--baseline-key"))
+    try:
+        refuse_inside(key, folder)
+        load_or_create_key(key)
+        folder.mkdir(parents=True, exist_ok=True)
+    except KeyFileError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"{folder}: cannot make the folder ({exc.strerror}); expected a "
+                       "writable path; fix: another folder") from None  # fmt: skip
+    return [*rest, f"--record-baseline={folder}", f"--baseline-key={key}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["cleanup"]:
@@ -162,8 +221,17 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(schema_text())
         return 0
+    if args[:1] == ["compare"]:
+        from criobe_verify.compare import main as compare
+
+        return compare(args[1:])
     try:
+        if args[:1] == ["baseline"]:
+            args = baseline_args(args[1:])
         reports = _reports_option(args)
+    except BadInput as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except InputError as exc:
         print(exc.line, file=sys.stderr)
         return EXIT_USAGE

@@ -35,6 +35,7 @@ pytest_plugins = [
     "criobe_verify.fixtures.reach",
     "criobe_verify.fixtures.prefetch",
     "criobe_verify.fixtures.report",
+    "criobe_verify.fixtures.baseline",
 ]
 
 ACTIVE = pytest.StashKey[bool]()
@@ -178,6 +179,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--summary-json",
         default=None,
         help="write a JSON summary (outcomes per layer, failures, skips) to this path",
+    )
+    group.addoption(
+        "--record-baseline",
+        default=None,
+        metavar="DIR",
+        help="also write the run's baseline (checks, timings, the stack's fingerprint) into "
+        "DIR/baseline.json, for `criobe-verify compare` (what `criobe-verify baseline DIR` does)",
+    )
+    group.addoption(
+        "--baseline-key",
+        default=None,
+        metavar="FILE",
+        help="the key the baseline's secrets are HMAC'd with, outside DIR (default: "
+        "$CRIOBE_VERIFY_BASELINE_KEY, else $XDG_CONFIG_HOME/criobe-verify/baseline.key, "
+        "created 0600 on first use)",
     )
     parser.addini(
         "criobe_verify",

@@ -278,6 +278,35 @@ class Stability(Struct, frozen=True, forbid_unknown_fields=True):
     recent_restart_s: Seconds = 600.0
 
 
+# Configuration drift `criobe-verify compare` lists as a finding (exit 10), by drift key
+# (criobe_verify/drift.py; fnmatch patterns): what breaks a CRIOBE stack when it changes
+# unnoticed in an upgrade. Any other difference (an image rebuilt under the same tag, an
+# environment variable added) is listed as information.
+RISKY_DRIFT = (
+    "container/*/present", "container/*/image", "container/*/restart", "container/*/network/*",
+    "container/*/ports/*", "container/*/extra_hosts/*", "container/*/secret/*",
+    "container/*/env/SMOKESCREEN_OPTS", "container/*/env/ALLOWED_HOSTS",
+    "container/*/env/CVAT_URL", "container/*/env/CVAT_HOST", "container/*/env/NUCLIO_*",
+    "container/*/env/CVAT_SERVERLESS", "container/*/env/CVAT_NUCLIO_*",
+    "function/*", "version/*",
+)  # fmt: skip
+
+
+DriftPattern = Annotated[
+    str,
+    Meta(min_length=1, description="a drift key pattern such as 'container/*/env/CVAT_URL'"),
+]
+
+
+class Baseline(Struct, frozen=True, forbid_unknown_fields=True):
+    """[baseline]: how `criobe-verify compare` judges configuration drift."""
+
+    # Drift keys that are findings; `risky` in a profile replaces this list.
+    risky: tuple[DriftPattern, ...] = RISKY_DRIFT
+    # Drift keys left out of the comparison altogether (a lab's own volatile variable).
+    ignore: tuple[DriftPattern, ...] = ()
+
+
 class ProfileFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A criobe-verify profile: what a CRIOBE stack must look like."""
 
@@ -301,6 +330,7 @@ class ProfileFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     latency: Latency = field(default_factory=Latency)
     e2e: E2E = field(default_factory=E2E)
     stability: Stability = field(default_factory=Stability)
+    baseline: Baseline = field(default_factory=Baseline)
 
 
 class Profile(ProfileFile, frozen=True, kw_only=True):

@@ -27,6 +27,9 @@ EXIT_POLICY_FINDINGS = 10
 """Every functional check passed; only policy findings failed (a CI job may choose to warn)."""
 
 NOT_RUN = "not run"
+# summary.json's layout: 2 keys checks by stable id ("checks"), each with its node id
+# (written by fixtures/report.py, read by `criobe-verify compare`).
+SUMMARY_FORMAT_VERSION = 2
 FAILING = ("failed", "error")
 
 

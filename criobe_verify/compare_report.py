@@ -1,0 +1,116 @@
+"""How a comparison (criobe_verify/compare.py) reads: a table on stdout, a self-contained HTML
+page; both list the same sections in the same order, findings first.
+
+    print(text_table(comparison))
+    Path("reports/compare.html").write_text(html_page(comparison))
+
+    >>> cell(Timing("p50_s", 0.2, 0.3))
+    '0.200 → 0.300 (×1.50)'
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+
+from criobe_verify.compare import Change, Comparison, Timing
+
+CLIP = 110  # a finding's first line in the terminal; the page shows it whole
+
+
+def _s(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def cell(t: Timing) -> str:
+    ratio = "" if t.ratio is None else f" (×{t.ratio:.2f})"
+    return f"{_s(t.before)} → {_s(t.after)}{ratio}"
+
+
+def sections(c: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every section, in the order both renderings show them."""
+
+    def changes(items: Iterable[Change]) -> list[list[str]]:
+        return [[x.check, x.kind, x.before, x.after, x.finding] for x in items]
+
+    head = ["check", "kind", "before", "after", "finding now"]
+    out = [
+        ("Checks that passed before and do not now", head, changes(c.flips)),
+        ("New checks", head, changes(c.new)),
+        ("Checks gone", head, changes(c.gone)),
+        ("Other outcome changes", head, changes(c.other_changes)),
+    ]
+    if c.drift is not None:
+        out.append(("Configuration drift: findings", ["change"], [[d.line] for d in c.risky]))
+        info = [[d.line] for d in c.drift if not d.risky]
+        out.append(("Configuration drift: information", ["change"], info))
+    latency = [[fn, *(cell(t) for t in ts)] for fn, ts in c.latency.items()]
+    out.append(
+        (
+            "Latency, seconds per call (before → after, ×after/before)",
+            ["function", "first call", "p50", "p95", "max"],
+            latency,
+        )
+    )
+    stages = [[wf, t.what, cell(t)] for wf, ts in c.stages.items() for t in ts]
+    out.append(("E2E stages, seconds", ["workflow", "stage", "before → after"], stages))
+    return out
+
+
+def _not_compared(c: Comparison) -> str:
+    side = "BEFORE" if c.before.fingerprint is None else "AFTER"
+    return f"configuration not compared: {side} has no fingerprint (a summary.json)"
+
+
+def text_table(c: Comparison) -> str:
+    lines = [
+        "criobe-verify compare",
+        f"  BEFORE  {c.before.source} ({c.before.label})",
+        f"  AFTER   {c.after.source} ({c.after.label})",
+    ]
+    if c.drift is None:
+        lines.append(_not_compared(c))
+    for title, header, rows in sections(c):
+        if not rows:
+            lines.append(f"{title}: none")
+            continue
+        lines.append(f"{title}: {len(rows)}")
+        clipped = [[x if len(x) <= CLIP else x[: CLIP - 1] + "…" for x in r] for r in rows]
+        widths = [max(len(r[i]) for r in [header, *clipped]) for i in range(len(header))]
+        for row in [header, *clipped]:
+            lines.append("  " + "  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)))
+    lines.append(f"result: {c.headline} (exit {c.exit_code})")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+COLOURS = {0: "#1b7f3b", 10: "#b06b00", 1: "#b3261e"}
+
+
+def html_page(c: Comparison) -> str:
+    e = html.escape
+    colour = COLOURS.get(c.exit_code, "#333")
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>criobe-verify compare</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;"
+        "margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;"
+        "vertical-align:top}th{background:#eee}</style></head><body>",
+        "<h1>criobe-verify compare</h1>",
+        f"<p>BEFORE: {e(c.before.source)} ({e(c.before.label)})<br>"
+        f"AFTER: {e(c.after.source)} ({e(c.after.label)})</p>",
+        f'<div style="border-left:6px solid {colour};padding:6px 12px"><h2 style="color:'
+        f'{colour};margin:0">{e(c.headline)}</h2><p>exit code {c.exit_code}</p></div>',
+    ]
+    if c.drift is None:
+        parts.append(f"<p>{e(_not_compared(c))}</p>")
+    for title, header, rows in sections(c):
+        parts.append(f"<h3>{e(title)} ({len(rows)})</h3>")
+        if rows:
+            parts.append(
+                "<table><tr>"
+                + "".join(f"<th>{e(h)}</th>" for h in header)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>" for r in rows)
+                + "</table>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -30,6 +30,7 @@ pytest_plugins = [
     "criobe_verify.fixtures.cvat",
     "criobe_verify.fixtures.receiver",
     "criobe_verify.fixtures.nuclio",
+    "criobe_verify.fixtures.gpu",
     "criobe_verify.fixtures.sample",
     "criobe_verify.fixtures.pipeline",
     "criobe_verify.fixtures.reach",

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Self
 
+from criobe_verify.nvidia_smi import ComputeApp, Gpu, parse_compute_apps, parse_gpus
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -196,6 +198,71 @@ class SupervisorState(Answer):
         }
 
 
+def _ran(raw: Any) -> tuple[str | None, str]:
+    """(stdout, None) of a command the probe ran, or (None, why it gave nothing)."""
+    if not isinstance(raw, dict):
+        return None, "not run"
+    if raw.get("code") != 0:
+        why = (raw.get("err") or raw.get("out") or "").strip()[-200:]
+        return None, f"exited {raw.get('code')}: {why}" if why else f"exited {raw.get('code')}"
+    return raw.get("out") or "", ""
+
+
+@dataclass(frozen=True)
+class GpuView(Answer):
+    """`gpu_use`: what a container shows of NVIDIA GPUs. `apps` is None where nvidia-smi is
+    absent or failed (`smi_error` says which); `torch_cuda` None where torch is not there.
+
+    >>> view = parse_answer("gpu_use", {"ok": True, "pids": [1, 7], "devices":
+    ...     ["/dev/nvidia0", "/dev/nvidiactl"], "driver_gpus": ["0000:01:00.0"], "smi":
+    ...     "/usr/bin/nvidia-smi", "apps": {"code": 0, "out": "4242, 2311\\n", "err": ""}}, "exec")
+    >>> view.apps, view.cuda_devices, view.torch_cuda
+    ((ComputeApp(pid=4242, used_mib=2311),), ('/dev/nvidia0',), None)
+    """
+
+    pids: tuple[int, ...] = ()  # its processes, as its own PID namespace numbers them
+    devices: tuple[str, ...] = ()  # /dev/nvidia*
+    driver_gpus: tuple[str, ...] = ()  # /proc/driver/nvidia/gpus/<pci address>
+    smi: str = ""  # where nvidia-smi is inside; "" where the image has none
+    apps: tuple[ComputeApp, ...] | None = None
+    smi_error: str = ""
+    gpus: tuple[Gpu, ...] = ()
+    torch_cuda: bool | None = None
+    torch_error: str = ""
+
+    @property
+    def keep(self) -> bool:
+        # GPU memory is read after the check's warm call: an answer from the run's start
+        # that has nvidia-smi is asked again (the devices and torch's view do not change).
+        return not self.smi
+
+    @property
+    def cuda_devices(self) -> tuple[str, ...]:
+        """The GPU device nodes (/dev/nvidia0...), not the control nodes (nvidiactl, -uvm)."""
+        return tuple(d for d in self.devices if d.removeprefix("/dev/nvidia").isdigit())
+
+    @classmethod
+    def _fields(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "pids": tuple(int(p) for p in raw.get("pids") or ()),
+            "devices": tuple(raw.get("devices") or ()),
+            "driver_gpus": tuple(raw.get("driver_gpus") or ()),
+            "smi": raw.get("smi") or "",
+        }
+        if fields["smi"]:
+            apps, why = _ran(raw.get("apps"))
+            fields["apps"] = None if apps is None else parse_compute_apps(apps)
+            fields["smi_error"] = why
+            gpus, _ = _ran(raw.get("gpus"))
+            fields["gpus"] = parse_gpus(gpus or "")
+        if "torch" in raw:
+            out, why = _ran(raw["torch"])
+            last = (out or "").strip().splitlines()[-1:] or [""]
+            fields["torch_cuda"] = None if out is None else last[0] == "True"
+            fields["torch_error"] = why
+        return fields
+
+
 ANSWERS: dict[str, type[Answer]] = {
     "resolve": Resolution,
     "listening": Listening,
@@ -207,6 +274,7 @@ ANSWERS: dict[str, type[Answer]] = {
     "python_module_version": ModuleVersion,
     "cvat_sdk_window": ModuleVersion,
     "supervisor": SupervisorState,
+    "gpu_use": GpuView,
 }
 
 

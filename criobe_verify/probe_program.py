@@ -157,6 +157,48 @@ def supervisor(socket_path: str) -> dict:
     return {"ok": True, "processes": [{k: i.get(k) for k in keys} for i in infos]}
 
 
+def _run(argv: list, timeout: float = 20) -> dict:
+    import subprocess
+
+    try:
+        # stdout/stderr=PIPE and universal_newlines: python 3.6 has no capture_output, text
+        pipe = subprocess.PIPE
+        done = subprocess.run(
+            argv,
+            stdout=pipe,
+            stderr=pipe,
+            universal_newlines=True,  # noqa: UP021
+            timeout=timeout,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"code": -1, "out": "", "err": f"{type(exc).__name__}: {exc}"}
+    return {"code": done.returncode, "out": done.stdout, "err": done.stderr[-500:]}
+
+
+def gpu_use() -> dict:
+    # What this container shows of NVIDIA GPUs, raw: nvidia-smi (absent from most images
+    # unless the NVIDIA runtime or CDI mounts it), the device nodes and the driver's /proc
+    # entry, and torch's own view where torch is importable. The suite reads it.
+    import glob
+    import importlib.util
+    import shutil
+
+    found = {"ok": True, "pids": [p["pid"] for p in _procs()] + [os.getpid()]}
+    found["devices"] = sorted(glob.glob("/dev/nvidia*"))
+    gpus = "/proc/driver/nvidia/gpus"
+    found["driver_gpus"] = sorted(os.listdir(gpus)) if os.path.isdir(gpus) else []
+    smi = shutil.which("nvidia-smi")
+    found["smi"] = smi or ""
+    if smi:
+        fmt = "--format=csv,noheader,nounits"
+        found["apps"] = _run([smi, "--query-compute-apps=pid,used_memory", fmt])
+        found["gpus"] = _run([smi, "--query-gpu=index,name,driver_version,memory.total", fmt])
+    if importlib.util.find_spec("torch") is not None:
+        code = "import torch; print(torch.cuda.is_available())"
+        found["torch"] = _run([sys.executable, "-c", code], timeout=60)
+    return found
+
+
 def batch(calls: str) -> dict:
     """Several probes in one interpreter start, at once: they wait on the network (a request
     through Smokescreen, a lookup), so the batch takes its slowest probe's time, not the sum.

@@ -115,6 +115,11 @@ class HostSettings(Struct, frozen=True, forbid_unknown_fields=True):
     docker_min_version: Version
     compose_min_version: Version
     docker_api_clients: tuple[ApiClient, ...] = ()
+    # The share of the GPUs' memory the deployed functions may hold together (policy): the
+    # guide warns that several models on one GPU run it out of memory.
+    gpu_memory_share_max: Annotated[
+        float, Meta(gt=0, le=1, description="a share between 0 and 1 (0.9: 90 %)")
+    ] = 0.9
 
 
 class Exposure(Struct, frozen=True, forbid_unknown_fields=True):
@@ -173,6 +178,9 @@ class Function(Struct, frozen=True, forbid_unknown_fields=True):
     # p95 budgets in seconds per hardware class (--budgets gpu|cpu); a policy check.
     budget_gpu_s: Seconds | None = None
     budget_cpu_s: Seconds | None = None
+    # Whether it must run on a GPU: "required" fails a function on the CPU, "optional" reports
+    # what it has, "none" runs it on the CPU unchecked (no GPU check is collected for it).
+    gpu: Literal["required", "optional", "none"] = "none"
 
     @property
     def container(self) -> str:
@@ -376,6 +384,11 @@ class Profile(ProfileFile, frozen=True, kw_only=True):
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    @property
+    def gpu_functions(self) -> tuple[Function, ...]:
+        """The functions whose GPU the suite checks (gpu "required" or "optional")."""
+        return tuple(f for f in self.functions if f.gpu != "none")
 
     @property
     def required_containers(self) -> tuple[Container, ...]:

@@ -1423,6 +1423,27 @@ FAULTS: list[Fault] = [
         },
     ),
     Fault(
+        id="gpu-required-on-the-cpu",
+        what='the profile says pth-yolo-gridcorners gpu = "required"; the twin has no GPU '
+        "(its function.yaml asks for none): a required-GPU function on the CPU",
+        profile_edit=lambda t: t.replace(
+            'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "none"',
+            'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "required"',
+        ),
+        fails={
+            "functions/has-its-gpu[pth-yolo-gridcorners]": (
+                "pth-yolo-gridcorners runs on the CPU",
+                "asks for no GPU",
+                "function-gpu.yaml",
+            )
+        },
+        # Collected only where a function needs a GPU: on the twin's host they have none.
+        skips={
+            "host/nvidia-gpus": "no NVIDIA GPU on this host",
+            "host/gpu-memory-held-by-functions": "no NVIDIA GPU on this host",
+        },
+    ),
+    Fault(
         id="optional-sam-absent",
         what="the optional SAM function not deployed: its checks skip, saying so",
         inject=lambda twin: _delete_function(twin, "pth-facebookresearch-sam-vit-h"),

@@ -51,3 +51,23 @@ def test_cvat_lists_the_detector_with_its_labels(
     expect(
         wanted and listed == wanted, lambda: listing.why_not_listed(detector_function.name, wanted)
     )
+
+
+@check("functions/has-its-gpu")
+@pytest.mark.gpu_checks
+def test_function_has_its_gpu_and_uses_it(
+    gpu_function, function_gpu, functions, sample, report_note, depends_on
+):
+    """Only where the profile asks it for a GPU: "required" fails a function on the CPU,
+    "optional" reports what it has (a skip where it has none: nothing was verified)."""
+    depends_on("functions/deployed-and-ready")
+    gpu, required = function_gpu, gpu_function.gpu == "required"
+    if not required and not gpu.access.has_gpu:
+        pytest.skip(f"{gpu_function.name}: gpu optional; on the CPU ({gpu.access.describe()})")
+    expect(gpu.access.has_gpu, gpu.why_no_gpu)
+    functions.answer(gpu_function.name, sample.request(gpu_function.role))  # the warm call
+    use = gpu.use()
+    if use.on_gpu is None or (not required and not use.on_gpu):
+        pytest.skip(f"{gpu_function.name}: has {gpu.access.describe()}; use unproven: {use.proof}")
+    expect(use.on_gpu, lambda: gpu.why_not_using(use))
+    report_note(f"{gpu_function.name}: {gpu.access.describe()}; {use.proof}")

@@ -5,7 +5,8 @@
 
 The stack cannot exist without an engine and Compose v2; a full disk stops image builds and
 CVAT's own health check (≥ 90 % full is a 500); a port another program holds makes the guide's
-`docker compose up` fail half-way. The facts and their diagnoses are the host resources'
+`docker compose up` fail half-way. Where the profile asks a function for a GPU: the host's
+NVIDIA GPUs, driver and Docker's nvidia runtime, and the GPU memory the functions hold. The facts and their diagnoses are the host resources'
 (criobe_verify/resources/host.py).
 """
 
@@ -60,3 +61,30 @@ def test_stack_port_is_held_by_its_container(stack_port, host_port, engine_host)
     engine_host.require()
     port = host_port(stack_port)
     expect(port.held_by_its_container, port.why_not_its_container)
+
+
+@check("host/nvidia-gpus", guide="prereq")
+@pytest.mark.gpu_checks
+def test_host_reports_its_nvidia_gpus(host_gpus, engine_host, profile, report_note):
+    """A report: where there is no GPU the functions' own check fails the ones that need it."""
+    engine_host.require()
+    gpus, required = host_gpus(), any(f.gpu == "required" for f in profile.functions)
+    if not gpus.present and (gpus.smi_missing or not required):
+        pytest.skip(f"no NVIDIA GPU on this host ({gpus.smi_error or 'nvidia-smi lists none'})")
+    expect(gpus.present, gpus.why_driver_broken)
+    report_note(gpus.report())
+
+
+@check("host/gpu-memory-held-by-functions", guide="prereq", policy=True)
+@pytest.mark.gpu_checks
+def test_functions_leave_gpu_memory_free(host_gpus, engine_host, function_pids, profile):
+    """At the run's start: Nuclio's functions load their models in init_context."""
+    engine_host.require()
+    gpus = host_gpus()
+    if not gpus.present or gpus.apps is None:
+        pytest.skip(f"no NVIDIA GPU on this host ({gpus.smi_error or 'nvidia-smi lists none'})")
+    held, share_max = gpus.held_by(function_pids()), profile.host.gpu_memory_share_max
+    expect(
+        sum(held.values()) <= share_max * gpus.total_mib,
+        lambda: gpus.why_too_much_held(held, share_max),
+    )

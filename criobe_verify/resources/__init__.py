@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from criobe_verify.resources.base import Declared, Resource, RunFacts
 from criobe_verify.resources.bridge import Bridge, BridgeOnTheStack
+from criobe_verify.resources.gpu import FunctionGpu
 from criobe_verify.resources.network import NameResolver
 from criobe_verify.resources.reach import (
     BridgeToDashboard,
@@ -40,6 +41,7 @@ RESOURCES: dict[str, type[Resource]] = {
     "bridge": Bridge,
     "bridge_direct_answer": BridgeOnTheStack,
     "webhooks_worker": WebhooksWorker,
+    "function_gpu": FunctionGpu,
 }
 
 __all__ = ["RESOURCES", "Declared", "Resource", "RunFacts", "Smokescreen"]

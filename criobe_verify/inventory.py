@@ -225,6 +225,44 @@ def sampled_job(reader: Reader, job_id: int, job: Mapping[str, Any]) -> dict[str
 # --- reading it -----------------------------------------------------------------------------------
 
 
+def lab_only(
+    projects: list[dict] | None,
+    tasks: list[dict] | None,
+    jobs: list[dict] | None,
+    hooks: list[dict] | None,
+) -> tuple[list[dict] | None, ...]:
+    """The listings without what a suite run makes (its scratch projects and tasks, named by
+    the run prefix, with their jobs and webhooks): another run's scratch in flight, or this
+    run's not yet deleted, is not the lab's data and would read as lost after the upgrade.
+
+    >>> p, t, j, h = lab_only([{"id": 1, "name": "criobe-verify-20261207012345-a1b2c3-corners"},
+    ...                        {"id": 2, "name": "reef 2024"}],
+    ...                       [{"id": 5, "name": "x", "project_id": 1}, {"id": 6, "name": "y"}],
+    ...                       [{"id": 9, "task_id": 5}, {"id": 10, "task_id": 6}],
+    ...                       [{"id": 3, "project_id": 1}])
+    >>> [x["id"] for x in p], [x["id"] for x in t], [x["id"] for x in j], h
+    ([2], [6], [10], [])
+    """
+    from criobe_verify.cleanup import RUN_PREFIX
+
+    ours_p = {p["id"] for p in projects or () if RUN_PREFIX.match(str(p.get("name") or ""))}
+    ours_t = {
+        t["id"]
+        for t in tasks or ()
+        if RUN_PREFIX.match(str(t.get("name") or "")) or t.get("project_id") in ours_p
+    }
+
+    def keep(items: list[dict] | None, ours: set, key: str) -> list[dict] | None:
+        return None if items is None else [i for i in items if i.get(key) not in ours]
+
+    return (
+        keep(projects, ours_p, "id"),
+        keep(tasks, ours_t, "id"),
+        keep(jobs, ours_t, "task_id"),
+        keep(hooks, ours_p, "project_id"),
+    )
+
+
 def read_inventory(
     reader: Reader, sample_size: int = SAMPLE_SIZE, page_size: int = PAGE_SIZE
 ) -> dict[str, Any]:
@@ -242,6 +280,7 @@ def read_inventory(
 
     projects, tasks, jobs = listed("projects"), listed("tasks"), listed("jobs")
     labels, hooks = listed("labels"), listed("webhooks")
+    projects, tasks, jobs, hooks = lab_only(projects, tasks, jobs, hooks)
     out: dict[str, Any] = {
         "page_size": page_size,
         "projects": None if projects is None else projects_of(projects, labels or []),

@@ -203,5 +203,6 @@ class CvatToFunction(InsideCall):
             fix="components/serverless/docker-compose.serverless.yml in the -f list"
             if not mapped
             else f"the function's container must publish its trigger (docker port "
-            f"{self.fn.container})",
+            f"{self.fn.container}); functions/http-port-is-published says whether the port "
+            "moved when the container restarted",
         )

@@ -15,6 +15,7 @@ DIR/baseline.json, JSON, `format_version` 1:
 | `latency.<function>` | `first_s`, `p50_s`, `p95_s`, `max_s`, `calls`, `hardware` | shown with ratios |
 | `e2e.<workflow>` | `wall_s`, `stages`: `[{name, duration_s}]` in the order they ran | shown with ratios |
 | `fingerprint` | the stack's configuration (criobe_verify/fingerprint.py): `containers`, `functions`, `versions`, `secret_key_id`, `unavailable` | every field (criobe_verify/drift.py) |
+| `inventory` | the lab's data, read-only (criobe_verify/inventory.py): `projects.<id>` (`name`, `labels`: name → type), `tasks.<id>` (`name`, `size`, `status`, `project_id`, own `labels`), `jobs.<id>` (`task_id`, `type`, `state`, `stage`, frames), `webhooks.<id>` (`target_url` redacted, `events`, `project_id`, `type`, `is_active`, `content_type`, `newest_delivery`), `sample` (`rule`, `size`, `job_ids`, `jobs.<id>`: `counts`, `geometry`, `frame`, `frame_sha256`), `page_size`, `read_s`, `unavailable`; `null` when not read | every object still there with the same labels, size, counts, geometry and frame (criobe_verify/inventory.py: survived) |
 | `fields` | `compared` and `volatile`: which fingerprint fields are compared, which left out | no |
 
 Secrets are only HMACs under a key kept outside DIR (criobe_verify/secret_digest.py). `compare`
@@ -37,6 +38,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from criobe_verify import inventory as lab_inventory
 from criobe_verify.fingerprint import COMPARED, VOLATILE
 from criobe_verify.verdict import SUMMARY_FORMAT_VERSION, first_line
 
@@ -100,9 +102,13 @@ def _release() -> str:
 
 
 def baseline_of(
-    summary: Mapping[str, Any], fingerprint: Mapping[str, Any], layers: list[str] | tuple[str, ...]
+    summary: Mapping[str, Any],
+    fingerprint: Mapping[str, Any],
+    layers: list[str] | tuple[str, ...],
+    inventory: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The baseline of a run: its summary.json's content and the stack's fingerprint."""
+    """The baseline of a run: its summary.json's content, the stack's fingerprint and the
+    lab's inventory (None: not read, as in a baseline of an older release)."""
     checks = summary.get("checks") or {}
     return {
         "format_version": FORMAT_VERSION,
@@ -120,7 +126,11 @@ def baseline_of(
         "latency": latency_of(checks),
         "e2e": e2e_of(checks),
         "fingerprint": dict(fingerprint),
-        "fields": {"compared": list(COMPARED), "volatile": list(VOLATILE)},
+        "inventory": None if inventory is None else dict(inventory),
+        "fields": {
+            "compared": [*COMPARED, *lab_inventory.COMPARED],
+            "volatile": [*VOLATILE, *lab_inventory.VOLATILE],
+        },
     }
 
 
@@ -142,6 +152,8 @@ class Run:
     latency: dict[str, dict[str, Any]]
     e2e: dict[str, dict[str, Any]]
     fingerprint: dict[str, Any] | None
+    # The lab's inventory; None from a summary.json or a baseline written without one.
+    inventory: dict[str, Any] | None = None
 
 
 def _read_json(path: Path, source: Path) -> Any:
@@ -186,7 +198,7 @@ def run_of(data: Any, source: Path | str) -> Run:
                 "compare it with the criobe-verify release that wrote it, or write a new baseline",
             )
         checks, latency, e2e = data.get("checks"), data.get("latency"), data.get("e2e")
-        fingerprint = data.get("fingerprint")
+        fingerprint, inventory = data.get("fingerprint"), data.get("inventory")
         run = data.get("run") or {}
         label = (
             f"baseline of {data.get('written_at', '?')}, profile {run.get('profile')}, "
@@ -205,7 +217,7 @@ def run_of(data: Any, source: Path | str) -> Run:
         if not isinstance(raw, dict):
             raise _fail(source, "a summary.json without checks", "name a run's summary.json")
         checks, latency, e2e = checks_of(raw), latency_of(raw), e2e_of(raw)
-        fingerprint, kind = None, "summary"
+        fingerprint, inventory, kind = None, None, "summary"
         label = f"summary.json, profile {data.get('profile')}, " + str(
             (data.get("verdict") or {}).get("status", "?")
         )
@@ -216,4 +228,6 @@ def run_of(data: Any, source: Path | str) -> Run:
             )
     if fingerprint is not None and not isinstance(fingerprint, dict):
         raise _fail(source, "its fingerprint is not an object", "write the baseline again")
-    return Run(str(source), kind, label, checks, latency, e2e, fingerprint)
+    if inventory is not None and not isinstance(inventory, dict):
+        raise _fail(source, "its inventory is not an object", "write the baseline again")
+    return Run(str(source), kind, label, checks, latency, e2e, fingerprint, inventory)

@@ -49,7 +49,7 @@ def report_args(reports: Path) -> list[str]:
 # suite's conftest is loaded, and then takes the value of `--stack-dir PATH` for a test path
 # (rootdir PATH, no conftest, "unrecognized arguments"): pass them as `--opt=value`.
 VALUE_OPTIONS = (
-    "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--gateway-ip",
+    "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--require", "--gateway-ip",
     "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
     "--record-baseline", "--baseline-key",
 )  # fmt: skip

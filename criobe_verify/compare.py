@@ -1,6 +1,7 @@
 """`criobe-verify compare BEFORE AFTER`: two baselines (or two summary.json files) compared
 without a stack: checks that flipped, new and gone checks, configuration drift judged by the
-profile, latency and e2e stage times with their ratios.
+profile, the lab's data that did not survive (criobe_verify/inventory.py), latency and e2e
+stage times with their ratios.
 
     criobe-verify compare before/ after/                     # table on stdout,
                                                              # page in reports/compare.html
@@ -12,7 +13,7 @@ finding; the rest is information. Exit codes:
 | code | meaning |
 |---|---|
 | 0 | nothing risky changed and no check flipped (information may still be listed) |
-| 1 | a functional check that passed before does not now |
+| 1 | a functional check that passed before does not now, or the lab's data did not survive: a project, task, job or webhook of BEFORE gone, or its labels, size, annotation counts, geometry or frame changed |
 | 10 | risky configuration drift, or a policy check flipped, and no functional one |
 | 4 | bad input: a path that is not there, a file that is not a baseline, an unknown format_version (one line on stderr) |
 """
@@ -27,6 +28,7 @@ from typing import Any, NoReturn
 
 from criobe_verify.baseline import BaselineInputError, Run, load_run
 from criobe_verify.drift import Drift, drift, judge
+from criobe_verify.inventory import DataChange, survived
 from criobe_verify.layers import POLICY
 from criobe_verify.verdict import EXIT_POLICY_FINDINGS, FAILING
 
@@ -67,6 +69,8 @@ class Comparison:
     after: Run
     # None: a side has no fingerprint (a summary.json), the configuration was not compared.
     drift: list[Drift] | None = None
+    # None: a side has no inventory (a summary.json, an older baseline), data not compared.
+    data: list[DataChange] | None = None
     # Checks that passed (or were waived) before and do not now; the other changes of outcome.
     flips: list[Change] = field(default_factory=list)
     other_changes: list[Change] = field(default_factory=list)
@@ -88,8 +92,13 @@ class Comparison:
         return [d for d in self.drift or [] if d.risky]
 
     @property
+    def data_lost(self) -> list[DataChange]:
+        """The lab's data gone or changed: a functional regression, like a flip."""
+        return [d for d in self.data or [] if d.finding]
+
+    @property
     def exit_code(self) -> int:
-        if self.functional_flips:
+        if self.functional_flips or self.data_lost:
             return 1
         if self.risky or self.policy_flips:
             return EXIT_POLICY_FINDINGS
@@ -104,12 +113,14 @@ class Comparison:
                 f"{len(self.functional_flips)} functional check(s) flipped ({failing} now "
                 f"failing, the rest skipped or not run)"
             )
+        if self.data_lost:
+            parts.append(f"{len(self.data_lost)} item(s) of the lab's data lost or changed")
         if self.policy_flips:
             parts.append(f"{len(self.policy_flips)} policy check(s) flipped")
         if self.risky:
             parts.append(f"{len(self.risky)} risky configuration change(s)")
         if not parts:
-            info = len(self.drift or []) + len(self.new) + len(self.gone)
+            info = len(self.drift or []) + len(self.new) + len(self.gone) + len(self.data or [])
             return "nothing risky changed and no check flipped" + (
                 f" ({info} item(s) for information)" if info else ""
             )
@@ -154,6 +165,8 @@ def compare(
     _changes(before, after, comparison)
     if before.fingerprint is not None and after.fingerprint is not None:
         comparison.drift = judge(drift(before.fingerprint, after.fingerprint), risky, ignore)
+    if before.inventory is not None and after.inventory is not None:
+        comparison.data = survived(before.inventory, after.inventory)
     for fn in sorted(set(before.latency) | set(after.latency)):
         comparison.latency[fn] = _timings(
             before.latency.get(fn) or {}, after.latency.get(fn) or {}, LATENCY_FIELDS

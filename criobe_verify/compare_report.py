@@ -44,6 +44,10 @@ def sections(c: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Configuration drift: findings", ["change"], [[d.line] for d in c.risky]))
         info = [[d.line] for d in c.drift if not d.risky]
         out.append(("Configuration drift: information", ["change"], info))
+    if c.data is not None:
+        out.append(("Data lost or changed", ["change"], [[d.line] for d in c.data_lost]))
+        info = [[d.line] for d in c.data if not d.finding]
+        out.append(("Data: information", ["change"], info))
     latency = [[fn, *(cell(t) for t in ts)] for fn, ts in c.latency.items()]
     out.append(
         (
@@ -62,6 +66,11 @@ def _not_compared(c: Comparison) -> str:
     return f"configuration not compared: {side} has no fingerprint (a summary.json)"
 
 
+def _data_not_compared(c: Comparison) -> str:
+    side = "BEFORE" if c.before.inventory is None else "AFTER"
+    return f"data not compared: {side} has no inventory (a summary.json or an older baseline)"
+
+
 def text_table(c: Comparison) -> str:
     lines = [
         "criobe-verify compare",
@@ -70,6 +79,8 @@ def text_table(c: Comparison) -> str:
     ]
     if c.drift is None:
         lines.append(_not_compared(c))
+    if c.data is None:
+        lines.append(_data_not_compared(c))
     for title, header, rows in sections(c):
         if not rows:
             lines.append(f"{title}: none")
@@ -102,6 +113,8 @@ def html_page(c: Comparison) -> str:
     ]
     if c.drift is None:
         parts.append(f"<p>{e(_not_compared(c))}</p>")
+    if c.data is None:
+        parts.append(f"<p>{e(_data_not_compared(c))}</p>")
     for title, header, rows in sections(c):
         parts.append(f"<h3>{e(title)} ({len(rows)})</h3>")
         if rows:

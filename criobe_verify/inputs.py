@@ -57,6 +57,8 @@ class RunInputs:
     stack_timeout: float
     docker: DockerEndpoint
     sample_truth: GroundTruth | None = None
+    # --require: layers a skip in must fail the run (a CI job that must prove them).
+    required: tuple[str, ...] = ()
 
 
 def default_profile_path(stack_mode: str) -> Path:
@@ -73,16 +75,21 @@ def _choice(option: str, value: Any, choices: Sequence[str], what: str) -> None:
         )
 
 
-def layers(values: Sequence[str]) -> tuple[str, ...]:
-    """--layer (repeatable, comma-separated) as layer names, in the order given.
+def layers(values: Sequence[str], option: str = "--layer") -> tuple[str, ...]:
+    """--layer or --require (repeatable, comma-separated) as layer names, in the order given;
+    --layer's default is every layer.
 
     >>> layers(["host", "ports,network"])
     ('host', 'ports', 'network')
+    >>> layers([], "--require")
+    ()
     """
     chosen = [name for value in values for name in value.split(",") if name]
     for name in chosen:
-        _choice("--layer", name, LAYER_NAMES, "layer")
-    return tuple(chosen) or LAYER_NAMES
+        _choice(option, name, LAYER_NAMES, "layer")
+    if option == "--layer":
+        return tuple(chosen) or LAYER_NAMES
+    return tuple(chosen)
 
 
 def stack_timeout(value: Any) -> float:
@@ -249,6 +256,7 @@ def validate(option: Option, environ: Mapping[str, str], own_checks: bool = Fals
     if option("--budgets") is not None:
         _choice("--budgets", option("--budgets"), BUDGETS, "budget")
     chosen = layers(option("--layer") or [])
+    required = layers(option("--require") or [], "--require")
     timeout = stack_timeout(option("--stack-timeout") or DEFAULT_STACK_TIMEOUT)
     _gateway_ip(option("--gateway-ip"))
     _only_with(option, mode)
@@ -267,4 +275,4 @@ def validate(option: Option, environ: Mapping[str, str], own_checks: bool = Fals
         input_files.stack_checkout(option("--stack-dir"))
     truth = _sample(option)
     _outputs(option)
-    return RunInputs(profile, chosen, timeout, docker, truth)
+    return RunInputs(profile, chosen, timeout, docker, truth, required)

@@ -58,5 +58,21 @@ def blocking_reason(layer: str, failures: Iterable[tuple[str, str]]) -> str | No
         first.setdefault(failed_layer, check_id)
     for lower in LAYER_NAMES[: LAYER_INDEX[layer]]:
         if lower in first:
-            return f"{lower} layer failed: {first[lower]}"
+            return f"{lower}{GATE_SKIP}{first[lower]}"
     return None
+
+
+GATE_SKIP = " layer failed: "
+
+
+def is_gate_skip(reason: str) -> bool:
+    """Whether a skip's reason is the gate's (a layer below failed): the run's verdict is then
+    already broken, so the skip leaves nothing more to say.
+
+    >>> is_gate_skip("containers layer failed: containers/running[cvat_ui]")
+    True
+    >>> is_gate_skip("no --sample-image given: …")
+    False
+    """
+    layer, sep, _ = reason.partition(GATE_SKIP)
+    return bool(sep) and layer in LAYER_INDEX

@@ -15,6 +15,7 @@ files say `cvat`) is replaced by it, as nuctl's `-n` does.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,27 @@ NAMESPACE = "nuclio"  # CVAT_NUCLIO_FUNCTION_NAMESPACE's default, and nuctl's
 
 class DashboardError(RuntimeError):
     pass
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_s(text: str) -> float:
+    """Seconds of a Go time.ParseDuration string, as a function.yaml's eventTimeout is written.
+
+    >>> go_duration_s("30s"), go_duration_s("1m30s"), go_duration_s("500ms"), go_duration_s("2h")
+    (30.0, 90.0, 0.5, 7200.0)
+    """
+    text, pos, total = text.strip(), 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"invalid duration {text!r}")
+    return total
 
 
 def function_config(path: Path, project: str, namespace: str = NAMESPACE) -> dict[str, Any]:

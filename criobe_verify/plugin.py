@@ -128,6 +128,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only these layers (repeatable, or comma-separated)",
     )
     group.addoption(
+        "--require",
+        action="append",
+        default=[],
+        help="fail the run when these layers (repeatable, or comma-separated) were not "
+        "verified: skipped, not selected, not run (a CI job that must prove the pipeline)",
+    )
+    group.addoption(
         "--gateway-ip",
         default=None,
         help="address bridge.gateway must resolve to (default: detected by platform)",

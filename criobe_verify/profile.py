@@ -257,6 +257,10 @@ class Latency(Struct, frozen=True, forbid_unknown_fields=True):
     warmup: Annotated[int, Meta(ge=0, description="a number of calls (≥ 0)")] = 2
     # Which budget applies (--budgets overrides): the lab's GPU host, or CPU only (the twin).
     budgets: Literal["gpu", "cpu"] = "gpu"
+    # What a function needs of each bound on one call (its eventTimeout, the bridge's
+    # AUTO_ANN_TIMEOUT): max(first call, p95) times this. A loaded GPU, a larger image or a
+    # cold model after a restart can take twice what one quiet run measures.
+    timeout_margin: Annotated[float, Meta(ge=1, description="a factor (a number ≥ 1)")] = 2.0
 
 
 NameTemplate = Annotated[

@@ -10,7 +10,18 @@
     ('works with policy findings', 10)
 
 Outcomes: passed, failed, error, skipped, waived, not run. A check that did not run is never
-counted as passed; strict runs (the twin, the fault harness) count it as a problem.
+counted as passed; strict runs (the twin, the fault harness) count it as a problem. A run that
+works but left a layer or a check unverified says so in its headline, with why
+(criobe_verify/coverage.py); a layer named by --require that was not verified makes the run
+incomplete (exit 1).
+
+    >>> skipped = {"e2e/two-stage-exactly-once": {"outcome": "skipped", "layer": "e2e",
+    ...     "kind": "functional", "message": "no --sample-image given: real models …"}}
+    >>> v = Verdict.of({**checks, **skipped}, absent={})
+    >>> v.headline.split(" — ")[1]
+    'not verified: the e2e layer (no --sample-image given)'
+    >>> Verdict.of(skipped, absent={}, required=("e2e",)).status
+    'incomplete'
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from criobe_verify.coverage import Unverified, clause, open_skip, unverified
 from criobe_verify.guide import GUIDE_STEPS
 from criobe_verify.layers import FUNCTIONAL, LAYER_INDEX, POLICY
 
@@ -65,6 +77,19 @@ def first_line(entry: dict[str, Any]) -> str:
     return message.splitlines()[0][:300] if message else ""
 
 
+def counts(totals: dict[str, int]) -> str:
+    """The run's counts, split so that a skip never reads as a pass.
+
+    >>> counts({"passed": 40, "skipped": 3, "waived": 1})
+    '40 passed, 1 waived, 3 skipped, 0 not run'
+    """
+    waived = f"{totals['waived']} waived, " if totals.get("waived") else ""
+    return (
+        f"{totals.get('passed', 0)} passed, {waived}{totals.get('skipped', 0)} skipped, "
+        f"{totals.get(NOT_RUN, 0)} not run"
+    )
+
+
 def fixes(entry: dict[str, Any]) -> list[str]:
     return [d["fix"] for d in entry.get("diagnoses") or [] if d.get("fix")]
 
@@ -80,6 +105,8 @@ class Verdict:
     not_run: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    # Layers and checks the run did not verify, and why (criobe_verify/coverage.py).
+    not_verified: list[Unverified] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -87,9 +114,14 @@ class Verdict:
         checks: dict[str, dict[str, Any]],
         problems: list[str] | None = None,
         stopped: str | None = None,
+        absent: dict[str, str] | None = None,
+        required: tuple[str, ...] = (),
     ) -> Verdict:
-        """checks: check id → entry in run order; problems: strict-run violations."""
+        """checks: check id → entry in run order; problems: strict-run violations; absent:
+        layer → why the run has none of its checks; required: the layers --require names."""
         problems = list(problems or [])
+        missing = unverified(checks, absent or {})
+        required_missing = [u for u in missing if u.layer in required]
         order = sorted(checks, key=lambda n: LAYER_INDEX.get(checks[n].get("layer", ""), 99))
         functional = [
             n
@@ -113,6 +145,7 @@ class Verdict:
             not_run=not_run,
             problems=problems,
             totals=totals,
+            not_verified=missing,
         )
         if stopped and not functional:
             verdict.status, verdict.exit_code = "incomplete", 1
@@ -126,6 +159,10 @@ class Verdict:
                 f"lowest failing check: {lowest} ({entry.get('layer')} layer) — "
                 f"{first_line(entry)}" + (f". Fix: {fix[0]}" if fix else "")
             )
+        elif required_missing:
+            # A CI job that must prove these layers: a skip there is a failure, not a pass.
+            verdict.status, verdict.exit_code = "incomplete", 1
+            verdict.headline = "required by --require, " + clause(required_missing)
         elif problems:
             verdict.status, verdict.exit_code = "incomplete", 1
             verdict.headline = f"{len(problems)} strict-run problem(s): {problems[0]}"
@@ -136,19 +173,30 @@ class Verdict:
                 f"first: {first_line(checks[policy[0]])}"
             )
         else:
-            ran = sum(v for k, v in totals.items() if k != NOT_RUN)
-            verdict.headline = f"every check passed ({ran} checks" + (
-                f", {len(waived)} waived policy finding(s))" if waived else ")"
-            )
+            partial = missing or totals.get("skipped") or not_run
+            every = "every check that ran" if partial else "every check"
+            verdict.headline = f"{every} passed ({counts(totals)})"
+        if verdict.exit_code in (0, EXIT_POLICY_FINDINGS) and missing:
+            verdict.headline += " — " + clause(missing)
         return verdict
 
 
 def guide_table(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per install-guide step: its checks and their verdict."""
+    """One row per install-guide step: its checks, their verdict, and those of its checks that
+    did not verify it (skipped or not run).
+
+    >>> rows = guide_table({"e2e/two-stage-exactly-once": {"outcome": "skipped",
+    ...     "layer": "e2e", "guide": ["post-install"], "message": "no --sample-image given"}})
+    >>> [(r["verdict"], r["not_verified"]) for r in rows if r["step"] == "post-install"]
+    [('not verified', ['e2e/two-stage-exactly-once'])]
+    """
     rows = []
     for step in GUIDE_STEPS.values():
         mine = {n: e for n, e in checks.items() if step.id in (e.get("guide") or [])}
         outcomes = Counter(e["outcome"] for e in mine.values())
+        # A skip the profile asks for (an optional function not deployed) leaves nothing of
+        # the step unverified; any other skip, or a check that did not run, does.
+        unchecked = sorted(n for n, e in mine.items() if e["outcome"] == NOT_RUN or open_skip(e))
         if not mine:
             verdict = "not checked"
         elif any(
@@ -158,8 +206,8 @@ def guide_table(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             verdict = "fails"
         elif outcomes.get("failed"):
             verdict = "policy findings"
-        elif outcomes.get(NOT_RUN) or outcomes.get("skipped"):
-            verdict = "incomplete"
+        elif unchecked:
+            verdict = "not verified"
         elif outcomes.get("waived"):
             verdict = "passes (waived findings)"
         else:
@@ -171,6 +219,7 @@ def guide_table(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "guide_checks": step.guide_checks,
                 "checks": sorted(mine),
                 "outcomes": dict(outcomes),
+                "not_verified": unchecked,
                 "verdict": verdict,
             }
         )

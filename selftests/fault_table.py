@@ -333,6 +333,65 @@ def _project_restored(twin: Twin) -> None:
     twin.restore_functions(*(f.name for f in twin.profile.functions))
 
 
+def _published_port(container) -> str:
+    bindings = container.attrs["NetworkSettings"].get("Ports", {}).get("8080/tcp") or []
+    return next((b["HostPort"] for b in bindings if b.get("HostPort")), "")
+
+
+def _function_state(twin: Twin, name: str) -> str:
+    from criobe_verify.nuclio import Dashboard
+
+    dashboard = Dashboard(twin.profile.nuclio_url)
+    try:
+        return ((dashboard.function(name) or {}).get("status") or {}).get("state", "")
+    finally:
+        dashboard.close()
+
+
+def _restart_function_container(name: str) -> Callable[[Twin], None]:
+    """`docker restart` of a function container published on a random port (a first deploy):
+    Docker publishes another port, the dashboard keeps its httpPort and says ready
+    (nuclio/nuclio#1668)."""
+
+    def inject(twin: Twin) -> None:
+        cname = f"nuclio-nuclio-{name}"
+        bindings = twin.container(cname).attrs["HostConfig"]["PortBindings"]["8080/tcp"]
+        if any(b.get("HostPort") for b in bindings):
+            # A redeploy (an earlier fault's revert) pinned the port, as Nuclio reuses the
+            # previous one: deploy it afresh, on a random port, as a first deploy does.
+            _delete_function(twin, name)
+            twin.redeploy(name)
+        container = twin.container(cname)
+        before = _published_port(container)
+        container.restart(timeout=5)
+
+        def moved_and_healthy() -> bool:
+            container.reload()
+            health = (container.attrs["State"].get("Health") or {}).get("Status")
+            return health == "healthy" and _published_port(container) not in ("", before)
+
+        twin.wait_for(moved_and_healthy, 60, f"{cname} healthy on a new port")
+        # The dashboard's healthiness check (every 30 s) may have seen the restart: ready again.
+        twin.wait_for(lambda: _function_state(twin, name) == "ready", 75, f"{name} ready")
+
+    return inject
+
+
+# The functions the bridge calls (all but SAM): each bounded by its AUTO_ANN_TIMEOUT.
+BRIDGE_CALLED = ("pth-yolo-gridcorners", "pth-yolo-gridpose", "pth-lama", "pth-yolo-coralsegv4")
+
+
+def _without_restart_policy(config: dict) -> None:
+    del config["spec"]["platform"]["attributes"]["restartPolicy"]
+
+
+def _event_timeout(value: str) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        config["spec"]["eventTimeout"] = value
+
+    return edit
+
+
 def _psql(twin: Twin, sql: str) -> None:
     twin.exec("cvat_db", "psql", "-U", "root", "-d", "cvat", "-v", "ON_ERROR_STOP=1", "-c", sql)
 
@@ -1290,6 +1349,68 @@ FAULTS: list[Fault] = [
         ),
         revert=_restore("bridge"),
         fails={"reachability/bridge-reaches-dashboard": ("NUCLIO_HOST=nuclio_dashboard",)},
+    ),
+    Fault(
+        id="function-container-restarted-port-moved",
+        what="docker restart nuclio-nuclio-pth-lama (published on a random port): Docker "
+        "publishes another port, the dashboard keeps the old httpPort and says ready "
+        "(functions layer alone: the inference and latency layers, which call it at the old "
+        "port, fail on it too)",
+        inject=_restart_function_container("pth-lama"),
+        revert=_restore_functions("pth-lama"),
+        layers=("functions",),
+        fails={
+            "functions/http-port-is-published[pth-lama]": (
+                "the port moved: the dashboard says",
+                "the container publishes",
+                "redeploy pth-lama",
+            )
+        },
+    ),
+    Fault(
+        id="function-without-restart-policy",
+        what="pth-lama redeployed from a function.yaml without "
+        "spec.platform.attributes.restartPolicy: Nuclio 1.13 gives its container none",
+        inject=lambda twin: twin.redeploy("pth-lama", edit=_without_restart_policy),
+        revert=_restore_functions("pth-lama"),
+        layers=("functions",),
+        fails={
+            "functions/container-restarts-with-docker[pth-lama]": (
+                "restart policy 'no'",
+                "spec.platform.attributes.restartPolicy",
+            )
+        },
+    ),
+    Fault(
+        id="function-event-timeout-below-its-time",
+        what="pth-yolo-gridpose takes 1 s more per call and its eventTimeout is 1500ms: under "
+        "the profile's margin of 2 (latency layer alone: nothing else reads the timeouts)",
+        inject=lambda twin: twin.redeploy(
+            "pth-yolo-gridpose",
+            env={"CRIOBE_TWIN_DELAY_S": "1"},
+            edit=_event_timeout("1500ms"),
+        ),
+        revert=_restore_functions("pth-yolo-gridpose"),
+        layers=("latency",),
+        fails={
+            "latency/timeouts-fit[pth-yolo-gridpose]": (
+                "eventTimeout 1500ms (1.5 s) is below what pth-yolo-gridpose needs",
+                "× margin 2",
+                "spec.eventTimeout",
+            )
+        },
+    ),
+    Fault(
+        id="bridge-auto-ann-timeout-below-the-functions-time",
+        what="AUTO_ANN_TIMEOUT=0.05 in the bridge's environment: below every function it calls "
+        "(latency layer alone: the e2e's stages would stall on it)",
+        inject=_bridge_fault({"AUTO_ANN_TIMEOUT": "0.05"}),
+        revert=_restore("bridge"),
+        layers=("latency",),
+        fails={
+            f"latency/timeouts-fit[{name}]": ("AUTO_ANN_TIMEOUT 0.05 s is below", "bridge/.env")
+            for name in BRIDGE_CALLED
+        },
     ),
     *[
         Fault(

@@ -79,6 +79,7 @@ def _truncated_photo(folder: Path) -> list[str]:
 BAD: list[Bad] = [
     # --- options ---
     Bad("layer-typo-in-a-list", args("--layer", "host,contaners"), "--layer contaners: unknown layer; expected one of host, containers"),
+    Bad("require-typo", args("--require", "e2f"), "--require e2f: unknown layer; expected one of host, containers"),
     Bad("stack-mode", args("--stack", "bogus"), "--stack bogus: unknown mode"),
     Bad("phase", args("--phase", "pre-install"), "--phase pre-install: unknown phase; expected one of preinstall, installed; fix: did you mean preinstall?"),
     Bad("budgets", args("--budgets", "tpu"), "--budgets tpu: unknown budget"),
@@ -209,6 +210,7 @@ def test_an_engine_that_does_not_answer_is_one_diagnosis_naming_the_endpoint(tmp
 # The same checks in-process: cheap variations of the cases above (no subprocess each).
 IN_PROCESS = [
     ({"--layer": ["nosuchlayer"]}, {}, "--layer nosuchlayer: unknown layer"),
+    ({"--require": ["host,pipeline"]}, {}, "--require pipeline: unknown layer; expected one of host"),
     ({"--stack-timeout": "-5"}, {}, "--stack-timeout -5: not a number of seconds"),
     ({"--reuse-running": True}, {}, "--reuse-running: means nothing with --stack attach"),
     ({"--sample-image": "/nonexistent/q.jpg", "--ground-truth": [str(TRUTH)]}, {}, "--sample-image /nonexistent/q.jpg: no such file"),

@@ -236,7 +236,12 @@ def test_on_the_twin_a_baseline_equals_itself_and_a_recreated_bridge_changes_not
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         return json.loads((tmp_path / name / FILE).read_text())
 
-    fingerprint = baseline("before")["fingerprint"]
+    before = baseline("before")
+    fingerprint = before["fingerprint"]
+    # The lab's inventory read whole from the twin's CVAT, its sampled jobs with their frames.
+    assert before["inventory"]["unavailable"] == {}, before["inventory"]["unavailable"]
+    sampled = before["inventory"]["sample"]["jobs"].values()
+    assert sampled and all(j["frame_sha256"].startswith("sha256:") for j in sampled), sampled
     assert fingerprint["unavailable"] == {}, fingerprint["unavailable"]
     assert fingerprint["versions"]["cvat"] == "2.29.0" and fingerprint["versions"]["nuclio"]
     assert fingerprint["versions"]["bridge_cvat_sdk"]

@@ -336,3 +336,65 @@ def test_checks_and_fixtures_state_findings_with_diagnoses_not_bare_asserts():
         if isinstance(node, ast.Assert)
     ]
     assert not offenders, f"bare asserts: {offenders}; use expect()/fail() with a Diagnosis"
+
+
+SKIPPING_TOY = """
+import pytest
+
+@pytest.mark.host
+def test_engine():
+    pass
+
+@pytest.mark.e2e
+def test_pipeline():
+    pytest.skip("no --sample-image given: real models may find nothing on the synthetic quadrat")
+"""
+
+
+def test_a_skipped_layer_is_named_and_require_makes_it_fail(pytester):
+    pytester.makeini(SUITE_INI)
+    pytester.makepyfile(test_toy=SKIPPING_TOY)
+    result, summary = _run(pytester, "--layer", "host,e2e")
+    assert result.ret == 0, result.stdout.str()
+    assert summary["verdict"]["status"] == "works"
+    assert summary["verdict"]["headline"] == (
+        "every check that ran passed (1 passed, 1 skipped, 0 not run) — not verified: the "
+        "containers layer, the ports layer, the network layer, the gateway layer, the services "
+        "layer, the functions layer, the reachability layer, the inference layer, the latency "
+        "layer, the webhooks layer (not selected: --layer); the e2e layer (no --sample-image "
+        "given)"
+    )
+    assert summary["counts"] == {"passed": 1, "waived": 0, "skipped": 1, "not_run": 0}
+    assert summary["not_verified"][-1]["what"] == "the e2e layer"
+    result.stdout.fnmatch_lines(["not verified: the e2e layer: no --sample-image given: *"])
+
+    result, summary = _run(pytester, "--layer", "host,e2e", "--require", "e2e")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert summary["verdict"]["status"] == "incomplete"
+    assert summary["verdict"]["headline"] == (
+        "required by --require, not verified: the e2e layer (no --sample-image given)"
+    )
+    assert summary["required"] == ["e2e"]
+    # Asking for a layer the run did not select cannot pass either.
+    result, summary = _run(pytester, "--layer", "host", "--require", "e2e")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert summary["verdict"]["headline"].endswith("the e2e layer (not selected: --layer)")
+
+
+def test_html_report_opens_with_the_verdict_and_says_waived(pytester):
+    pytester.makeini(SUITE_INI)
+    pytester.makepyfile(test_toy=POLICY_TOY)
+    waiver = '[[waivers]]\ncheck = "test_toy.py::test_image_tag"\nreason = "lab pins v2.28"\n'
+    report = pytester.path / "report.html"
+    result, _ = _run(
+        pytester, _profile_with(pytester, waiver), f"--html={report}", "--self-contained-html"
+    )
+    assert result.ret == 0, result.stdout.str()
+    page = report.read_text()
+    summary_at = page.index('<div class="summary">')
+    # The verdict opens the summary, and the summary is drawn above the environment table.
+    assert page.index('id="criobe-verdict"', summary_at) < page.index('class="run-count"')
+    assert ".summary{order:1}#environment-header,#environment{order:2}" in page
+    # The waived row's result reads "Waived"; its filter checkbox too.
+    assert 'tbody.xfailed .col-result::before{content:"Waived"' in page
+    assert "1 Waived," in page

@@ -487,6 +487,44 @@ def test_missing_network_attribute_means_the_default_bridge(lab):
     assert restart["Name"] == "always"  # from function.yaml's restartPolicy, kept
 
 
+def test_spec_without_event_timeout_or_restart_policy_gets_nuclios_defaults(lab):
+    """Nuclio 1.13 has no default eventTimeout (the dashboard lists "", the processor starts
+    no timeout watcher) and no default restart policy on the local platform (Docker's "no")."""
+    config = lab.config("echo")
+    config["metadata"]["name"] = "echo-bare"
+    del config["spec"]["eventTimeout"]
+    del config["spec"]["platform"]["attributes"]["restartPolicy"]
+    assert lab.deploy("echo", config=config).status_code == 202
+    function = lab.wait_state("echo-bare", "ready", "error")
+    assert function["status"]["state"] == "ready"
+    assert function["spec"]["eventTimeout"] == ""
+    listed = lab.api.get("/api/functions").json()["echo-bare"]
+    assert listed["spec"]["eventTimeout"] == ""
+    assert lab.function("echo")["spec"]["eventTimeout"] == "30s"
+    attrs = lab.docker.containers.get(f"nuclio-{NAMESPACE}-echo-bare").attrs
+    assert attrs["HostConfig"]["RestartPolicy"]["Name"] in ("no", "")
+
+
+def test_restarted_container_publishes_a_new_port_until_redeployed(lab):
+    """nuclio/nuclio#1668: a function container published on a random port (a first deploy)
+    gets another one from Docker when it restarts; the dashboard keeps the old httpPort until
+    a redeploy, which reuses the port the container publishes."""
+    name = f"nuclio-{NAMESPACE}-echo-bare"
+    before = lab.function("echo-bare")["status"]["httpPort"]
+    container = lab.docker.containers.get(name)
+    assert container.attrs["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"] == ""
+    container.restart(timeout=1)
+    container.reload()
+    moved = int(container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
+    assert moved != before
+    assert lab.function("echo-bare")["status"]["httpPort"] == before
+    patched = lab.api.patch("/api/functions/echo-bare", json={"desiredState": "ready"})
+    assert patched.status_code == 202
+    redeployed = lab.wait_state("echo-bare", "ready", "error")
+    assert redeployed["status"]["httpPort"] == moved
+    assert httpx.get(_direct(redeployed) + "/str").text == "plain string"
+
+
 def test_failures_end_in_error_with_a_message(lab):
     config = lab.config("echo")
     config["metadata"]["name"] = "no-image"

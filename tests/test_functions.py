@@ -1,7 +1,10 @@
 """Functions layer: the Nuclio side as CVAT and the bridge use it. The dashboard reports its
 version, the project `cvat` exists, every expected function is deployed in it and `ready`
-(its container's health and network are the containers and network layers' business), and
-CVAT's own lambda listing shows the detectors with the profile's labels.
+(its container's health and network are the containers and network layers' business), the
+port the dashboard says (status.httpPort) is the one its container publishes now (a restarted
+container gets another random port while the dashboard says ready: nuclio/nuclio#1668), its
+container restarts with Docker (policy), and CVAT's own lambda listing shows the detectors with
+the profile's labels.
 
     pytest -m functions
 
@@ -51,6 +54,25 @@ def test_cvat_lists_the_detector_with_its_labels(
     expect(
         wanted and listed == wanted, lambda: listing.why_not_listed(detector_function.name, wanted)
     )
+
+
+@check("functions/http-port-is-published")
+def test_dashboards_http_port_is_the_port_the_container_publishes(
+    expected_function, nuclio, depends_on
+):
+    """The port CVAT calls (status.httpPort) is the one Docker publishes now: a restarted
+    container may publish another while the dashboard still says ready."""
+    depends_on("functions/deployed-and-ready")
+    fn = nuclio.function(expected_function)
+    expect(fn.http_port == fn.published_port, fn.why_port_moved)
+
+
+@check("functions/container-restarts-with-docker", policy=True)
+def test_function_container_restarts_with_docker(expected_function, nuclio, depends_on):
+    """A function must come back after a reboot as the stack's containers do."""
+    depends_on("functions/deployed-and-ready")
+    fn = nuclio.function(expected_function)
+    expect(fn.restarts_with_docker, fn.why_not_restarted_with_docker)
 
 
 @check("functions/has-its-gpu")

@@ -7,6 +7,11 @@ a warm-up, then p50/p95/max over N calls against the profile's budget for the ha
 The CRIOBE docs give 1.1 s, 2.3 s, 6.8 s and 7.4 s at 1920x1920 on GPU for corners,
 gridpose, LaMa and segmentation; the twin's CPU budgets leave room for a loaded 2-core
 machine. A budget is a policy: exceeding it fails the run (exit 10) but gates nothing.
+
+The bounds on a call must fit what the function takes (functional): max(first call, p95) ×
+[latency] timeout_margin within its spec.eventTimeout (none: Nuclio 1.13 bounds nothing) and,
+for the stages the bridge calls, within the bridge's AUTO_ANN_TIMEOUT. The calls are timed on
+the sample's images (the stage's image size is in the message).
 """
 
 from __future__ import annotations
@@ -33,3 +38,16 @@ def test_function_latency_is_within_budget(
     report_note(stats.note)
     budget = run.require_budget()
     expect(stats.p95_s <= budget, lambda: run.why_over_budget(stats))
+
+
+@check("latency/timeouts-fit")
+def test_timeouts_leave_the_function_the_time_it_needs(
+    expected_function, latency, nuclio, depends_on, request
+):
+    """Functional: a bound below what a function takes cuts real calls off (a 504 in CVAT, a
+    stalled stage in the bridge), whatever the budget says."""
+    depends_on("inference/answers-sample")
+    run = latency(expected_function)
+    bridge_env = request.getfixturevalue("bridge_env") if run.bridge_calls_it else None
+    fit = run.timeout_fit(nuclio.function(expected_function), bridge_env)
+    expect(not fit.too_short(), fit.too_short)

@@ -283,6 +283,37 @@ class CvatSession:
         with answering("GET /api/webhooks"):
             return paged(self.sdk.api_client.webhooks_api.list_endpoint, page_size=100)
 
+    def listing(self, kind: str, page_size: int = 100, **filters: Any) -> list[dict[str, Any]]:
+        """Every page of one of CVAT's listings (`projects`, `tasks`, `jobs`, `labels`,
+        `webhooks`) as the JSON CVAT sent: the inventory's read (criobe_verify/inventory.py)."""
+        with answering(f"GET /api/{kind}"):
+            endpoint = getattr(self.sdk.api_client, f"{kind}_api").list_endpoint
+            return paged(endpoint, page_size=page_size, **filters)
+
+    def newest_delivery(self, webhook_id: int) -> dict[str, Any] | None:
+        """The webhook's newest delivery: CVAT 2.29 lists them newest first (recording 21)
+        and its deliveries endpoint takes no `sort`, so one page of one is enough."""
+        with answering(f"GET /api/webhooks/{webhook_id}/deliveries"):
+            data = answer_json(
+                self.sdk.api_client.webhooks_api.list_deliveries, webhook_id, page_size=1
+            )
+        results = data.get("results") or []
+        return max(results, key=lambda d: d.get("id", 0)) if results else None
+
+    def annotations(self, job_id: int) -> dict[str, Any]:
+        """A job's annotations (tags, shapes, tracks) as the JSON CVAT sent."""
+        with answering(f"GET /api/jobs/{job_id}/annotations"):
+            return answer_json(self.sdk.api_client.jobs_api.retrieve_annotations, job_id)
+
+    def job_frame(self, job_id: int, number: int) -> bytes:
+        """One frame of a job (its number in the task, as the job listing's start_frame
+        gives it), original quality, the bytes CVAT serves."""
+        with answering(f"GET /api/jobs/{job_id}/data?type=frame&number={number}"):
+            _, r = self.sdk.api_client.jobs_api.retrieve_data(
+                job_id, type="frame", number=number, quality="original", _parse_response=False
+            )
+        return r.data
+
     def labels(self, project_id: int) -> tuple[Label, ...]:
         with answering(f"GET /api/labels?project_id={project_id}"):
             found = paged(

@@ -5,6 +5,8 @@ the hardware; and the diagnosis of a function over budget.
     run = LatencyRun(fn, functions, sample, profile, hardware="gpu")
     stats = run.measure()
     expect(stats.p95_s <= run.budget, lambda: run.why_over_budget(stats))
+    fit = run.timeout_fit(nuclio.function(fn), bridge_env)
+    expect(not fit.too_short(), fit.too_short)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from criobe_verify.coverage import not_asked
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.profile import Function, Profile
 
@@ -54,16 +57,90 @@ class LatencyStats:
         )
 
 
+# The stages the bridge calls itself, each bounded by its AUTO_ANN_TIMEOUT (SAM is CVAT's
+# interactor only), and the bridge's bound when bridge/.env leaves it unset.
+BRIDGE_ROLES = ("corners", "grid", "inpaint", "corals")
+BRIDGE_DEFAULT_TIMEOUT_S = 900.0
+EVENT_TIMEOUT_FIX = "spec.eventTimeout in the function's function.yaml, then redeploy it"
+
+
+@dataclass(frozen=True)
+class TimeoutFit:
+    """The bounds on one call of a function against what it needs: max(first call, p95)
+    times the profile's margin. Nuclio's eventTimeout (none: Nuclio 1.13 has no default and
+    bounds nothing) and, for the stages the bridge calls, its AUTO_ANN_TIMEOUT."""
+
+    stats: LatencyStats
+    margin: float
+    size: tuple[int, int]  # the image the calls were timed on
+    event_timeout: str  # as the dashboard lists spec.eventTimeout; "" where none
+    event_timeout_s: float | None
+    bridge_timeout: str | None  # AUTO_ANN_TIMEOUT as bridge/.env gives it; None: not called
+
+    @property
+    def needed_s(self) -> float:
+        return max(self.stats.first_s, self.stats.p95_s) * self.margin
+
+    @property
+    def bridge_timeout_s(self) -> float | None:
+        if self.bridge_timeout is None:
+            return None
+        return float(self.bridge_timeout) if self.bridge_timeout else BRIDGE_DEFAULT_TIMEOUT_S
+
+    def _need(self) -> str:
+        s = self.stats
+        return (
+            f"{self.needed_s:.2f} s: max(first call {s.first_s:.2f} s, p95 {s.p95_s:.2f} s "
+            f"over {s.calls} calls) × margin {self.margin:g} ([latency] timeout_margin), "
+            f"timed on a {self.size[0]}×{self.size[1]} image"
+        )
+
+    def too_short(self) -> list[Diagnosis]:
+        """One diagnosis per bound below what the function needs."""
+        found = []
+        name, container = self.stats.function, f"nuclio-nuclio-{self.stats.function}"
+        if self.event_timeout_s is not None and self.event_timeout_s < self.needed_s:
+            found.append(
+                Diagnosis(
+                    container,
+                    f"eventTimeout {self.event_timeout} ({self.event_timeout_s:g} s) is below "
+                    f"what {name} needs",
+                    observed=self._need(),
+                    expected=f"spec.eventTimeout ≥ {self.needed_s:.2f} s",
+                    consequence="a slow call (a cold start, a loaded GPU, a larger image) is "
+                    "cut off by the processor and CVAT answers 504 (cvat-ai/cvat#7274)",
+                    fix=f"{EVENT_TIMEOUT_FIX} (a spec without one has no bound in Nuclio 1.13)",
+                )
+            )
+        bridge_s = self.bridge_timeout_s
+        if bridge_s is not None and bridge_s < self.needed_s:
+            said = self.bridge_timeout or f"unset, the bridge's default {bridge_s:g}"
+            found.append(
+                Diagnosis(
+                    "bridge",
+                    f"AUTO_ANN_TIMEOUT {said} s is below what {name} needs",
+                    observed=self._need(),
+                    expected=f"AUTO_ANN_TIMEOUT ≥ {self.needed_s:.2f} s in bridge/.env",
+                    consequence=f"the bridge gives up on {name} before it answers and the "
+                    "pipeline's stage stalls",
+                    fix=f"AUTO_ANN_TIMEOUT in bridge/.env (seconds), then docker compose ... "
+                    f"up -d bridge; and {EVENT_TIMEOUT_FIX} if that is short too",
+                )
+            )
+        return found
+
+
 class LatencyRun:
     def __init__(
         self, fn: Function, functions: Any, sample: Any, profile: Profile, hardware: str
     ) -> None:
         if fn.optional and functions.dashboard.function(fn.name) is None:
-            pytest.skip(f"{fn.name}: optional in the profile and not deployed")
+            not_asked(f"{fn.name}: optional in the profile and not deployed")
         self.fn, self.functions, self.sample, self.profile = fn, functions, sample, profile
         self.hardware = hardware
         self.budget = fn.budget_gpu_s if hardware == "gpu" else fn.budget_cpu_s
         self.container = f"nuclio-nuclio-{fn.name}"
+        self._stats: LatencyStats | None = None
 
     def _timed(self, body: dict) -> float:
         call = self.functions.call(self.fn.name, body)
@@ -79,6 +156,30 @@ class LatencyRun:
         return call.seconds
 
     def measure(self) -> LatencyStats:
+        """The function timed once per run: the checks that read it share the calls."""
+        if self._stats is None:
+            self._stats = self._measure()
+        return self._stats
+
+    @property
+    def bridge_calls_it(self) -> bool:
+        return self.fn.role in BRIDGE_ROLES
+
+    def timeout_fit(self, deployed: Any, bridge_env: dict[str, str] | None) -> TimeoutFit:
+        """deployed: the function as the dashboard lists it (resources.nuclio.DeployedFunction);
+        bridge_env: the bridge's environment where the bridge calls the function."""
+        return TimeoutFit(
+            stats=self.measure(),
+            margin=self.profile.latency.timeout_margin,
+            size=self.sample.stage_size(self.fn.role),
+            event_timeout=deployed.event_timeout,
+            event_timeout_s=deployed.event_timeout_s,
+            bridge_timeout=None
+            if bridge_env is None
+            else (bridge_env.get("AUTO_ANN_TIMEOUT") or "").strip(),
+        )
+
+    def _measure(self) -> LatencyStats:
         body = self.sample.request(self.fn.role)
         first = self.functions.first_call_s.get(self.fn.name)
         if first is None:

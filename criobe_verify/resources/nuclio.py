@@ -2,10 +2,11 @@
 `cvat`), each profile function as the dashboard has it deployed, and CVAT's own listing of
 them, as facts with the diagnosis of each way they can be wrong.
 
-    nuclio = NuclioSide(dashboard, project_functions, profile)
+    nuclio = NuclioSide(dashboard, project_functions, profile, container_named)
     fn = nuclio.function(profile_function)
     expect(fn.deployed, fn.why_not_deployed)
     expect(fn.ready, fn.why_not_ready)
+    expect(fn.http_port == fn.published_port, fn.why_port_moved)
 
 The dashboard is asked once per run for the project's functions (`project_functions`), and
 an unreachable dashboard fails the asking check with one diagnosis (fixtures/nuclio.py's
@@ -15,11 +16,22 @@ CheckedDashboard).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from criobe_verify.diagnosis import Diagnosis
+from criobe_verify.nuclio import go_duration_s
 from criobe_verify.profile import Function, Profile
+
+TRIGGER_PORT = "8080/tcp"  # abstract.FunctionContainerHTTPPort, published by the local platform
+# The policies under which Docker starts the container again when its daemon restarts (a host
+# reboot, a Docker upgrade). `on-failure` does not: Docker restarts only containers that exited
+# with an error, never on the daemon's start (docs.docker.com, "Start containers
+# automatically"); `no` is what Nuclio 1.13's local platform gives a function whose
+# function.yaml sets no restartPolicy (no defaultFunctionRestartPolicy in its platform config).
+RESTARTS_WITH_DOCKER = ("always", "unless-stopped")
 
 DEPLOY_FIX = (
     "nuctl deploy --project-name cvat --path ./serverless/<...>/nuclio/ --platform local "
@@ -30,12 +42,21 @@ DEPLOY_FIX = (
 class NuclioSide:
     """The dashboard and the profile's Nuclio project."""
 
-    def __init__(self, dashboard: Any, project_functions: Any, profile: Profile) -> None:
+    def __init__(
+        self,
+        dashboard: Any,
+        project_functions: Any,
+        profile: Profile,
+        container_named: Callable[[str], Any] | None = None,
+    ) -> None:
         self.dashboard, self._project_functions, self.profile = (
             dashboard,
             project_functions,
             profile,
         )
+        # A function's Docker container (nuclio-nuclio-<fn>); a missing one fails the asking
+        # check saying so (fixtures/docker.py's container_named).
+        self.container_named = container_named
 
     @property
     def version(self) -> str | None:
@@ -100,6 +121,45 @@ class DeployedFunction:
         return self.status.get("state") == "ready" and bool(self.status.get("httpPort"))
 
     @property
+    def http_port(self) -> int | None:
+        """The host port the dashboard says the trigger is published on: what CVAT calls."""
+        return self.status.get("httpPort") or None
+
+    @cached_property
+    def container(self) -> Any:
+        if self.nuclio.container_named is None:
+            raise RuntimeError("NuclioSide was built without container_named")
+        return self.nuclio.container_named(self.fn.container)
+
+    @property
+    def published_port(self) -> int | None:
+        """The host port Docker publishes the trigger (8080/tcp) on now (docker port)."""
+        ports = self.container.attrs["NetworkSettings"].get("Ports") or {}
+        for binding in ports.get(TRIGGER_PORT) or []:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+        return None
+
+    @property
+    def restart_policy(self) -> str:
+        return (self.container.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
+
+    @property
+    def restarts_with_docker(self) -> bool:
+        return self.restart_policy in RESTARTS_WITH_DOCKER
+
+    @property
+    def event_timeout(self) -> str:
+        """spec.eventTimeout as the dashboard lists it; "" where the function.yaml has none."""
+        return ((self.entry or {}).get("spec") or {}).get("eventTimeout") or ""
+
+    @property
+    def event_timeout_s(self) -> float | None:
+        """The processor's bound on one event, in seconds; None: no bound at all (Nuclio 1.13
+        has no default, its processor starts no event-timeout watcher without one)."""
+        return go_duration_s(self.event_timeout) if self.event_timeout else None
+
+    @property
     def spec_labels(self) -> set[str]:
         """The labels its function.yaml declares (metadata.annotations.spec), what CVAT maps
         onto a project's labels."""
@@ -130,6 +190,39 @@ class DeployedFunction:
             expected="'ready' with an httpPort",
             consequence=f"calls to {self.fn.name} fail",
             fix=f"docker logs nuclio-nuclio-{self.fn.name}; redeploy it ({DEPLOY_FIX})",
+        )
+
+    def why_port_moved(self) -> Diagnosis:
+        published, said = self.published_port, self.http_port
+        return Diagnosis(
+            self.fn.container,
+            f"the port moved: the dashboard says {said}, the container publishes "
+            + (f"{published}" if published else "nothing")
+            + " for its trigger (8080/tcp)",
+            why="a function published on a random port gets another one from Docker when "
+            "its container restarts (docker restart, a daemon restart, a reboot), and the "
+            "dashboard keeps the old httpPort (nuclio/nuclio#1668)",
+            expected=f"status.httpPort equal to the published port {published}",
+            consequence=f"CVAT calls host.docker.internal:{said} and reaches nothing: "
+            f"{self.fn.name} fails with 503",
+            fix=f"redeploy {self.fn.name} (nuctl deploy {self.fn.name} --project-name "
+            f"{self.nuclio.profile.nuclio.project} --platform local, or the dashboard's "
+            "redeploy): Nuclio reuses the published port and pins it; or set the trigger's "
+            "attributes.port in function.yaml",
+        )
+
+    def why_not_restarted_with_docker(self) -> Diagnosis:
+        return Diagnosis(
+            self.fn.container,
+            f"restart policy {self.restart_policy!r}",
+            why="Nuclio 1.13 gives a function no restart policy unless its function.yaml sets "
+            "spec.platform.attributes.restartPolicy; on-failure is not applied when the "
+            "Docker daemon starts",
+            expected=" or ".join(repr(p) for p in RESTARTS_WITH_DOCKER),
+            consequence=f"after a reboot or a Docker restart {self.fn.name} stays down while "
+            "the dashboard lists it (nuclio/nuclio#1668)",
+            fix="spec.platform.attributes.restartPolicy: {name: always} in its function.yaml "
+            "(CVAT's functions set it), then redeploy it",
         )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from criobe_verify.coverage import not_asked
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.labels import project_labels
 from criobe_verify.profile import Profile
@@ -99,11 +100,12 @@ class Pipeline:
         real models would be given the synthetic sample."""
         e2e = self.profile.e2e
         if workflow not in e2e.workflows:
-            pytest.skip(f"profile {self.profile.name} runs {list(e2e.workflows)} (e2e.workflows)")
+            not_asked(f"profile {self.profile.name} runs {list(e2e.workflows)} (e2e.workflows)")
         if self.sample.synthetic and not self.profile.inference.synthetic_sample:
             pytest.skip(
-                "real models may find nothing on the synthetic quadrat: pass --sample-image and "
-                "--ground-truth (a real quadrat photo; the CRIOBE test-sample export works)"
+                "no --sample-image given: real models may find nothing on the synthetic "
+                "quadrat; pass --sample-image and --ground-truth (a real quadrat photo; the "
+                "CRIOBE test-sample export works)"
             )
         run = Run(self, workflow)
         kinds = WORKFLOWS[workflow]

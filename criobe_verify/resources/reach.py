@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from criobe_verify.containers import extra_hosts
+from criobe_verify.coverage import not_asked
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.probe_answers import HttpAnswer
 from criobe_verify.probes import Call
@@ -132,7 +133,7 @@ class BridgeToDashboard(InsideCall):
 def _require_deployed(fn: Function, port: int | None) -> int:
     if port is None:
         if fn.optional:
-            pytest.skip(f"{fn.name}: optional in the profile and not deployed")
+            not_asked(f"{fn.name}: optional in the profile and not deployed")
         pytest.skip(f"depends on functions/deployed-and-ready[{fn.name}]")
     return port
 
@@ -202,5 +203,6 @@ class CvatToFunction(InsideCall):
             fix="components/serverless/docker-compose.serverless.yml in the -f list"
             if not mapped
             else f"the function's container must publish its trigger (docker port "
-            f"{self.fn.container})",
+            f"{self.fn.container}); functions/http-port-is-published says whether the port "
+            "moved when the container restarted",
         )

@@ -246,6 +246,10 @@ class Platform:
     def enrich(self, config):
         """EnrichFunctionConfig: project label, runtime alias, replicas, triggers."""
         meta, spec = config["metadata"], config.setdefault("spec", {})
+        # functionconfig.Spec.EventTimeout is a string without omitempty: a spec without one
+        # is listed with "eventTimeout": "", and the processor then starts no event-timeout
+        # watcher at all (cmd/processor/app/processor.go): no default duration exists.
+        spec.setdefault("eventTimeout", "")
         labels = meta.get("labels") or {}
         if not labels.get(PROJECT_LABEL):
             labels[PROJECT_LABEL] = "default"
@@ -512,6 +516,9 @@ class Platform:
         return None
 
     def _restart_policy(self, attributes):
+        # No restartPolicy attribute: platformconfig's local.defaultFunctionRestartPolicy, nil
+        # unless the platform configuration sets one, so `docker run` gets no --restart and
+        # Docker's default "no" applies (resolveFunctionRestartPolicy, dockerclient/shell.go).
         policy = self._attribute(attributes, "restartPolicy") or {}
         name = self._attribute(policy, "name") or ""
         if not name or name == "no":

@@ -533,3 +533,162 @@ def test_annotation_patch_actions_and_delete():
         assert bad.status_code == 400
     finally:
         httpx.delete(f"{base}/api/projects/{project['id']}", auth=auth, timeout=30)
+
+
+def _labels(base: str, auth: tuple[str, str], **params: int) -> dict[str, dict]:
+    listed = httpx.get(f"{base}/api/labels", params=params, auth=auth, timeout=30).json()
+    return {label["name"]: label for label in listed["results"]}
+
+
+def test_label_patch_edits_like_cvat():
+    """PATCH /api/labels/{id} (LabelViewSet, LabelSerializer.update_label): rename, color, type,
+    attributes by id or by name; a skeleton keeps its type; a duplicate name, a sublabel or
+    `deleted` are refused with CVAT's texts; a refused write changes nothing."""
+    ensure_admin()
+    auth = ("admin", ADMIN_PASSWORD)
+    base = replay.BASE_URL
+    project = httpx.post(f"{base}/api/projects", auth=auth, timeout=30, json={
+        "name": "label patch", "labels": [
+            {"name": "Acropora", "type": "polygon", "attributes": [
+                {"name": "confidence", "input_type": "number", "mutable": True,
+                 "values": ["0", "100", "1"], "default_value": "100"}]},
+            {"name": "Pocillopora", "type": "polygon"},
+            {"name": "grid", "type": "skeleton", "sublabels": [{"name": "1", "type": "points"}],
+             "svg": '<circle data-label-name="1"></circle>'},
+        ],
+    }).json()  # fmt: skip
+    try:
+        labels = _labels(base, auth, project_id=project["id"])
+        acro = labels["Acropora"]
+        url = f"{base}/api/labels/{acro['id']}"
+        attr = acro["attributes"][0]
+        renamed = httpx.patch(url, auth=auth, timeout=30, json={
+            "name": "Acropora_branching", "color": "#2000c0", "type": "mask",
+            "attributes": [dict(attr, default_value="50"),
+                           {"name": "growth", "input_type": "select", "mutable": False,
+                            "values": ["tabular", "branching"], "default_value": "tabular"}],
+        })  # fmt: skip
+        assert renamed.status_code == 200, renamed.text
+        body = renamed.json()
+        assert (body["id"], body["name"], body["color"], body["type"]) == (
+            acro["id"], "Acropora_branching", "#2000c0", "mask")  # fmt: skip
+        first = body["attributes"][0]
+        assert (first["id"], first["name"], first["default_value"]) == (
+            attr["id"], "confidence", "50")  # fmt: skip
+        assert [a["name"] for a in body["attributes"]] == ["confidence", "growth"]
+        assert httpx.get(url, auth=auth).json() == body
+        # left out: the color stays with the name, the attributes stay
+        kept = httpx.patch(url, auth=auth, json={"type": "polygon"}).json()
+        assert (kept["name"], kept["color"], len(kept["attributes"])) == (
+            "Acropora_branching", "#2000c0", 2)  # fmt: skip
+
+        duplicate = httpx.patch(url, auth=auth, json={"name": "Pocillopora"})
+        assert (duplicate.status_code, duplicate.json()) == (
+            400,
+            ["All label names must be unique"],
+        )
+        attrs_twice = httpx.patch(url, auth=auth, json={
+            "attributes": [{"name": "x", "values": []}, {"name": "x", "values": []}]})  # fmt: skip
+        assert attrs_twice.status_code == 400
+        assert attrs_twice.json() == ["Duplicate attribute with name 'x' exists"]
+        bad_type = httpx.patch(url, auth=auth, json={"type": "circle"})
+        assert (bad_type.status_code, bad_type.json()) == (
+            400, {"type": ['"circle" is not a valid choice.']})  # fmt: skip
+        deleted = httpx.patch(url, auth=auth, json={"deleted": True})
+        assert deleted.status_code == 400
+        assert "Please use the DELETE method instead" in deleted.json()["non_field_errors"][0]
+        unknown_attr = httpx.patch(
+            url, auth=auth, json={"attributes": [{"id": 999999, "name": "y"}]}
+        )
+        assert unknown_attr.status_code == 404
+        assert httpx.get(url, auth=auth).json() == kept, "a refused PATCH changed the label"
+
+        grid = labels["grid"]
+        skeleton = httpx.patch(
+            f"{base}/api/labels/{grid['id']}", auth=auth, json={"type": "points"}
+        )
+        assert skeleton.status_code == 200 and skeleton.json()["type"] == "skeleton"
+        sub_url = f"{base}/api/labels/{grid['sublabels'][0]['id']}"
+        for method in ("PATCH", "DELETE"):
+            refused = httpx.request(method, sub_url, auth=auth, json={"name": "2"})
+            assert refused.status_code == 400, method
+            assert "Sublabels cannot be" in refused.json()[0]
+        assert httpx.get(sub_url, auth=auth).json()["name"] == "1"
+    finally:
+        httpx.delete(f"{base}/api/projects/{project['id']}", auth=auth, timeout=30)
+
+
+def test_project_patch_edits_adds_and_deletes_labels():
+    """PATCH /api/projects/{id} with labels (ProjectWriteSerializer.update -> update_labels):
+    an item with an id edits that label, one without is added, `deleted: true` removes it,
+    and an unknown id is a 404 that rolls the whole PATCH back."""
+    ensure_admin()
+    auth = ("admin", ADMIN_PASSWORD)
+    base = replay.BASE_URL
+    project = httpx.post(f"{base}/api/projects", auth=auth, timeout=30, json={
+        "name": "project label patch", "labels": [
+            {"name": "a", "type": "polygon", "attributes": [
+                {"name": "confidence", "input_type": "number", "values": ["0", "100", "1"],
+                 "default_value": "100", "mutable": True}]},
+            {"name": "b", "type": "polygon"},
+        ],
+    }).json()  # fmt: skip
+    url = f"{base}/api/projects/{project['id']}"
+    try:
+        labels = _labels(base, auth, project_id=project["id"])
+        a, b = labels["a"], labels["b"]
+        answer = httpx.patch(url, auth=auth, timeout=30, json={"labels": [
+            {"id": a["id"], "name": "a2", "attributes": [
+                {"name": "confidence", "default_value": "75"}]},
+            {"id": b["id"], "deleted": True},
+            {"name": "c", "type": "rectangle"},
+        ]})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        labels = _labels(base, auth, project_id=project["id"])
+        assert sorted(labels) == ["a2", "c"]
+        assert labels["a2"]["id"] == a["id"]
+        assert [(x["id"], x["default_value"]) for x in labels["a2"]["attributes"]] == [
+            (a["attributes"][0]["id"], "75")]  # fmt: skip
+
+        for bad, status, data in (
+            ({"id": 999999, "name": "z"}, 404, {"detail": "Not found label with id #999999 to change"}),
+            ({"id": a["id"], "name": "c"}, 400, ["All label names must be unique"]),
+            ({"name": "a2"}, 400, ["All label names must be unique"]),
+            ({"deleted": True, "name": "q"}, 400,
+             {"labels": [{"non_field_errors": ["Deleted label must have an ID"]}, {}]}),
+        ):  # fmt: skip
+            # CVAT applies the items in order: the bad one first, the good one is rolled back
+            labels_in = [bad, {"id": labels["c"]["id"], "name": "c_renamed"}]
+            refused = httpx.patch(url, auth=auth, json={"name": "renamed", "labels": labels_in})
+            assert (refused.status_code, refused.json()) == (status, data), bad
+        assert httpx.get(url, auth=auth).json()["name"] == "project label patch"
+        assert sorted(_labels(base, auth, project_id=project["id"])) == ["a2", "c"]
+    finally:
+        httpx.delete(url, auth=auth, timeout=30)
+
+
+def test_task_patch_edits_its_own_labels():
+    """PATCH /api/tasks/{id} with labels edits a task's own labels (TaskWriteSerializer) like a
+    project's; a task in a project ignores them, as CVAT does."""
+    ensure_admin()
+    auth = ("admin", ADMIN_PASSWORD)
+    base = replay.BASE_URL
+    task = httpx.post(f"{base}/api/tasks", auth=auth, timeout=30, json={
+        "name": "own labels", "labels": [{"name": "a", "type": "polygon"}, {"name": "b"}],
+    }).json()  # fmt: skip
+    try:
+        labels = _labels(base, auth, task_id=task["id"])
+        answer = httpx.patch(f"{base}/api/tasks/{task['id']}", auth=auth, json={"labels": [
+            {"id": labels["a"]["id"], "name": "a2", "color": "#00ff00"},
+            {"id": labels["b"]["id"], "deleted": True},
+            {"name": "c"},
+        ]})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        labels = _labels(base, auth, task_id=task["id"])
+        assert sorted(labels) == ["a2", "c"] and labels["a2"]["color"] == "#00ff00"
+        via_label = httpx.patch(f"{base}/api/labels/{labels['c']['id']}", auth=auth,
+                                json={"name": "c2"})  # fmt: skip
+        assert via_label.status_code == 200 and via_label.json()["task_id"] == task["id"]
+        assert sorted(_labels(base, auth, task_id=task["id"])) == ["a2", "c2"]
+    finally:
+        httpx.delete(f"{base}/api/tasks/{task['id']}", auth=auth, timeout=30)

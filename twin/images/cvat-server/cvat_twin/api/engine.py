@@ -202,6 +202,142 @@ def labels_of(cur, project_id=None, task_id=None):
     return cur.fetchall()
 
 
+# --- label updates (LabelSerializer.update_labels / update_label) ---------------------------
+
+# models.Label.save()/create() turn the unique-name IntegrityError into InvalidLabel, which the
+# serializer answers as a bare ValidationError list.
+NAMES_UNIQUE = "All label names must be unique"
+SUBLABEL_PATCH = ("Sublabels cannot be modified this way. "
+                  "Please send a PATCH request with updated parent label data instead.")  # fmt: skip
+SUBLABEL_DELETE = ("Sublabels cannot be deleted this way. "
+                   "Please send a PATCH request with updated parent label data instead.")  # fmt: skip
+LOCAL_DELETE = ("Labels cannot be deleted by updating in this endpoint. "
+                "Please use the DELETE method instead.")  # fmt: skip
+
+
+def _label_item_errors(spec: object, *, local: bool = False) -> dict:
+    """The field errors LabelSerializer gives one item before anything is written (the parent
+    serializer is partial, so a missing name is no error: update_label keeps the old one)."""
+    if not isinstance(spec, dict):
+        return {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {type(spec).__name__}."]}  # fmt: skip
+    if "type" in spec and spec["type"] not in LABEL_TYPES:
+        return {"type": [f'"{spec["type"]}" is not a valid choice.']}
+    if "attributes" in spec and not isinstance(spec["attributes"], list):
+        return {"attributes": [f'Expected a list of items but got type "{type(spec["attributes"]).__name__}".']}  # fmt: skip
+    if local and spec.get("deleted"):
+        return {"non_field_errors": [LOCAL_DELETE]}
+    if spec.get("deleted") and spec.get("id") is None:
+        return {"non_field_errors": ["Deleted label must have an ID"]}
+    if spec.get("id") is None and not spec.get("name"):
+        # a new label needs a name: the twin has no NOT NULL violation to report it through
+        return {"name": ["This field is required."]}
+    return {}
+
+
+def _validate_label_updates(specs: object) -> None:
+    """ListSerializer errors: one entry per item, {} for the valid ones, under "labels"."""
+    if not isinstance(specs, list):
+        raise ApiError(400, {"labels": [f'Expected a list of items but got type "{type(specs).__name__}".']})  # fmt: skip
+    errors = [_label_item_errors(spec) for spec in specs]
+    if any(errors):
+        raise ApiError(400, {"labels": errors})
+
+
+def _check_name_free(
+    cur, name: str, owner: tuple[str, int], parent_id: int | None, label_id: int | None = None
+) -> None:
+    """CVAT's unique constraints: a name once per project (or task) among the top-level
+    labels, once per skeleton among its sublabels."""
+    cur.execute(
+        f"SELECT 1 FROM twin_label WHERE {owner[0]} = %s AND name = %s"
+        " AND parent_id IS NOT DISTINCT FROM %s AND id IS DISTINCT FROM %s",
+        (owner[1], name, parent_id, label_id),
+    )
+    if cur.fetchone():
+        raise ApiError(400, [NAMES_UNIQUE])
+
+
+def _update_attributes(cur, label_id: int, attributes: list[dict]) -> None:
+    """By id (404 when not the label's), else get_or_create by name; an existing one takes the
+    fields given. Attributes left out stay: CVAT removes none on update."""
+    for attr in attributes:
+        if attr.get("id") is not None:
+            cur.execute("SELECT * FROM twin_attribute WHERE id = %s AND label_id = %s",
+                        (attr["id"], label_id))  # fmt: skip
+            row = cur.fetchone()
+            if row is None:
+                raise ApiError(404, {"detail": f"Attribute with id #{attr['id']} does not exist"})
+        else:
+            cur.execute("SELECT * FROM twin_attribute WHERE label_id = %s AND name = %s"
+                        " ORDER BY id LIMIT 1", (label_id, attr.get("name")))  # fmt: skip
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(
+                    'INSERT INTO twin_attribute (label_id, name, mutable, input_type,'
+                    ' default_value, "values") VALUES (%s,%s,%s,%s,%s,%s)',
+                    (label_id, attr["name"], bool(attr.get("mutable", False)),
+                     attr.get("input_type", "text"), attr.get("default_value", ""),
+                     db.Json(attr.get("values") or [])),
+                )  # fmt: skip
+                continue
+        cur.execute(
+            'UPDATE twin_attribute SET name = %s, mutable = %s, input_type = %s,'
+            ' default_value = %s, "values" = %s WHERE id = %s',
+            (attr.get("name", row["name"]), bool(attr.get("mutable", row["mutable"])),
+             attr.get("input_type", row["input_type"]),
+             attr.get("default_value", row["default_value"]),
+             db.Json(attr.get("values", row["values"])), row["id"]),
+        )  # fmt: skip
+
+
+def _update_label(cur, spec: dict, owner: tuple[str, int], parent_id: int | None = None) -> None:
+    """LabelSerializer.update_label: an item with an id edits that label of the project (or
+    task), one without is created, `deleted: true` removes it. Errors roll the whole write
+    back (the caller's transaction), as CVAT's transaction.atomic does."""
+    attributes = spec.get("attributes") or []
+    names = [a.get("name") for a in attributes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ApiError(400, [f"Duplicate attribute with name '{name}' exists"])
+    if spec.get("id") is None:
+        _check_name_free(cur, spec["name"], owner, parent_id)
+        subs = [s.get("name") for s in spec.get("sublabels") or []]
+        if len(subs) != len(set(subs)):
+            raise ApiError(400, [NAMES_UNIQUE])
+        _create_label(cur, spec, **{owner[0]: owner[1]}, parent_id=parent_id)
+        return
+    # Label.objects.get(id=..., project=...): any label of the owner, sublabels included
+    cur.execute(f"SELECT * FROM twin_label WHERE id = %s AND {owner[0]} = %s",
+                (spec["id"], owner[1]))  # fmt: skip
+    label = cur.fetchone()
+    if label is None:
+        raise ApiError(404, {"detail": f"Not found label with id #{spec['id']} to change"})
+    if spec.get("deleted"):
+        cur.execute("DELETE FROM twin_label WHERE id = %s", (label["id"],))
+        return
+    # CVAT never turns a label into a skeleton or back (it logs a warning and keeps the type);
+    # sublabels and svg of an existing label are not touched either.
+    new_type = spec.get("type") or label["type"]
+    if "skeleton" in (label["type"], new_type):
+        new_type = label["type"]
+    name = spec.get("name") or label["name"]
+    if name != label["name"]:
+        _check_name_free(cur, name, owner, label["parent_id"], label["id"])
+    # CVAT recomputes a color left out from the name (get_label_color, deterministic for one
+    # name): the twin keeps it while the name stays and draws a new one for a new name.
+    color = spec.get("color") or (
+        label["color"] if name == label["name"] else _color(f"{name}/{label['parent_id']}/{time.time()}")
+    )  # fmt: skip
+    cur.execute("UPDATE twin_label SET name = %s, type = %s, color = %s WHERE id = %s",
+                (name, new_type, color, label["id"]))  # fmt: skip
+    _update_attributes(cur, label["id"], attributes)
+
+
+def _update_labels(cur, specs: list[dict], owner: tuple[str, int]) -> None:
+    for spec in specs:
+        _update_label(cur, spec, owner)
+
+
 @route(r"^/api/projects/?$", methods=("GET", "POST"), allow="GET, POST, HEAD, OPTIONS")
 def projects(request):
     base = base_url(request)
@@ -267,12 +403,9 @@ def project_detail(request):
                         f"UPDATE twin_project SET {field} = %s WHERE id = %s",
                         (data[field], project["id"]),
                     )
-            for spec in data.get("labels") or []:
-                if spec.get("deleted") and spec.get("id"):
-                    cur.execute("DELETE FROM twin_label WHERE id = %s AND project_id = %s",
-                                (spec["id"], project["id"]))  # fmt: skip
-                elif not spec.get("id"):
-                    _create_label(cur, spec, project_id=project["id"])
+            if "labels" in data:
+                _validate_label_updates(data["labels"])
+                _update_labels(cur, data["labels"], ("project_id", project["id"]))
             cur.execute("UPDATE twin_project SET updated_date = %s WHERE id = %s RETURNING *",
                         (now(), project["id"]))  # fmt: skip
             body = project_read(cur, base, cur.fetchone())
@@ -315,20 +448,59 @@ def labels_list(request):
 
 @route(
     r"^/api/labels/(?P<id>\d+)/?$",
-    methods=("GET", "DELETE"),
+    methods=("GET", "PATCH", "DELETE"),
     allow="GET, PATCH, DELETE, HEAD, OPTIONS",
 )
 def label_detail(request):
+    base = base_url(request)
+    queued = []
     with db.transaction() as cur:
-        require_user(cur, request)
+        user = require_user(cur, request)
         cur.execute("SELECT * FROM twin_label WHERE id = %s", (int(request.params["id"]),))
         label = cur.fetchone()
         if label is None:
             raise _not_found()
+        if request.method == "GET":
+            return respond(label_read(cur, label))
+        if label["project_id"] is not None:
+            parent = get_project(cur, label["project_id"])
+            check_owner(user, parent["owner_id"], parent["assignee_id"])
+        else:
+            parent = get_task(cur, label["task_id"])
+            check_owner(user, *_task_owners(cur, parent))
+        # LabelViewSet.perform_update/perform_destroy: a skeleton's points are edited through
+        # the skeleton, never alone
+        if label["parent_id"] is not None:
+            raise ApiError(400, [SUBLABEL_DELETE if request.method == "DELETE" else SUBLABEL_PATCH])
         if request.method == "DELETE":
             cur.execute("DELETE FROM twin_label WHERE id = %s", (label["id"],))
             return respond(None, 204)
-        return respond(label_read(cur, label))
+        data = json_body(request)
+        # LabelSerializer.update (local): the item goes through the project's (or task's)
+        # PATCH as {"labels": [data]}, with the label's id and, when left out, its name
+        spec = dict(data, id=label["id"]) if isinstance(data, dict) else data
+        errors = _label_item_errors(spec, local=True)
+        if errors:
+            raise ApiError(400, errors)
+        spec.setdefault("name", label["name"])
+        if label["project_id"] is not None:
+            before = project_read(cur, base, parent)
+            _update_labels(cur, [spec], ("project_id", parent["id"]))
+            # the project is saved (updated_date) and its webhooks hear update:project
+            cur.execute("UPDATE twin_project SET updated_date = %s WHERE id = %s RETURNING *",
+                        (now(), parent["id"]))  # fmt: skip
+            after = project_read(cur, base, cur.fetchone())
+            queued.append(events.Event("update:project", parent["id"], "project", after,
+                                       events.changed(before, after)))  # fmt: skip
+            events.resolve(cur, queued, user_brief(base, user))
+        else:
+            _update_labels(cur, [spec], ("task_id", parent["id"]))
+            cur.execute("UPDATE twin_task SET updated_date = %s WHERE id = %s",
+                        (now(), parent["id"]))  # fmt: skip
+        cur.execute("SELECT * FROM twin_label WHERE id = %s", (label["id"],))
+        body = label_read(cur, cur.fetchone())
+    events.flush(queued)
+    return respond(body)
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -509,9 +681,12 @@ def task_detail(request):
             if "project_id" in data and data["project_id"] != task["project_id"]:
                 cur.execute("UPDATE twin_task SET project_id = %s WHERE id = %s",
                             (data["project_id"], task["id"]))  # fmt: skip
-            for spec in data.get("labels") or []:
-                if not spec.get("id") and task["project_id"] is None:
-                    _create_label(cur, spec, task_id=task["id"])
+            if "labels" in data:
+                _validate_label_updates(data["labels"])
+                # TaskWriteSerializer.update: a task in a project has the project's labels and
+                # ignores these (CVAT does too; edit them through the project)
+                if task["project_id"] is None:
+                    _update_labels(cur, data["labels"], ("task_id", task["id"]))
             cur.execute("UPDATE twin_task SET updated_date = %s WHERE id = %s RETURNING *",
                         (now(), task["id"]))  # fmt: skip
             task = cur.fetchone()

@@ -218,12 +218,44 @@ STATIC_LAYERS = (
 )  # fmt: skip
 
 
+@pytest.fixture
+def lab_data(tmp_path):
+    """A lab's data in the twin's CVAT, as a lab makes it with cvat-sdk: a project with a
+    label and a task of one image (its job), deleted at the end."""
+    from cvat_sdk import make_client
+    from cvat_sdk.core.proxies.tasks import ResourceType
+
+    from selftests import test_cvat_conformance as conformance
+    from selftests.cvat_replay import jpeg
+
+    conformance.ensure_admin()
+    image = tmp_path / "reef.jpg"
+    image.write_bytes(jpeg(320, 240))
+    with make_client(
+        "http://localhost", port=8080, credentials=("admin", conformance.ADMIN_PASSWORD)
+    ) as client:
+        project = client.projects.create(
+            {"name": "baseline lab data", "labels": [{"name": "Acropora", "type": "polygon"}]}
+        )
+        try:
+            task = client.tasks.create_from_data(
+                spec={"name": "reef 2024 quadrat 1", "project_id": project.id},
+                resources=[image],
+                resource_type=ResourceType.LOCAL,
+            )
+            yield task
+        finally:
+            project.remove()
+
+
 @pytest.mark.twin
-def test_on_the_twin_a_baseline_equals_itself_and_a_recreated_bridge_changes_nothing(tmp_path):
-    """The static layers' baseline of the running twin: every part of the fingerprint read;
-    `compare DIR DIR` reports nothing; after `docker restart bridge` and a recreation of the
-    bridge with the same configuration (a new container id), a second baseline compares with
-    no flip and no drift."""
+def test_on_the_twin_a_baseline_equals_itself_and_a_recreated_bridge_changes_nothing(
+    tmp_path, lab_data
+):
+    """The static layers' baseline of the running twin: every part of the fingerprint read,
+    the lab's data in the inventory; `compare DIR DIR` reports nothing; after `docker restart
+    bridge` and a recreation of the bridge with the same configuration (a new container id),
+    a second baseline compares with no flip, no drift and no data changed."""
     from selftests.twin import Twin
 
     layers = [f"--layer={layer}" for layer in STATIC_LAYERS]
@@ -240,8 +272,10 @@ def test_on_the_twin_a_baseline_equals_itself_and_a_recreated_bridge_changes_not
     fingerprint = before["fingerprint"]
     # The lab's inventory read whole from the twin's CVAT, its sampled jobs with their frames.
     assert before["inventory"]["unavailable"] == {}, before["inventory"]["unavailable"]
-    sampled = before["inventory"]["sample"]["jobs"].values()
-    assert sampled and all(j["frame_sha256"].startswith("sha256:") for j in sampled), sampled
+    (job,) = lab_data.get_jobs()
+    sampled = before["inventory"]["sample"]["jobs"]
+    assert sampled[str(job.id)]["frame_sha256"].startswith("sha256:"), sampled
+    assert before["inventory"]["tasks"][str(lab_data.id)]["size"] == 1
     assert fingerprint["unavailable"] == {}, fingerprint["unavailable"]
     assert fingerprint["versions"]["cvat"] == "2.29.0" and fingerprint["versions"]["nuclio"]
     assert fingerprint["versions"]["bridge_cvat_sdk"]
@@ -251,7 +285,7 @@ def test_on_the_twin_a_baseline_equals_itself_and_a_recreated_bridge_changes_not
     assert same.returncode == 0, same.stdout + same.stderr
     nothing = ["Checks that passed before and do not now: none", "New checks: none",
                "Checks gone: none", "Configuration drift: findings: none",
-               "Configuration drift: information: none"]  # fmt: skip
+               "Configuration drift: information: none", "Data lost or changed: none"]  # fmt: skip
     assert [line for line in nothing if line not in same.stdout] == [], same.stdout
 
     twin = Twin(tmp_path)

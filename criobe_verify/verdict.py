@@ -224,3 +224,14 @@ def guide_table(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def guide_verdict(row: dict[str, Any]) -> str:
+    """A guide row's verdict as the reports show it: how much of a step was not verified.
+
+    >>> guide_verdict({"verdict": "not verified", "not_verified": ["a"], "checks": ["a", "b"]})
+    'not verified (1 of 2 checks)'
+    """
+    if row["verdict"] != "not verified":
+        return row["verdict"]
+    return f"not verified ({len(row['not_verified'])} of {len(row['checks'])} checks)"

@@ -8,6 +8,7 @@
     criobe-verify baseline before/ [--baseline-key FILE] [--overwrite] [run options]
                                            # a run that also writes before/baseline.json
     criobe-verify compare before/ after/ [--html PATH] [--profile FILE]   # no stack needed
+    criobe-verify github-summary reports/summary.json   # job summary and annotations (Actions)
 
 Writes DIR/report.html (self-contained), DIR/junit.xml and DIR/summary.json (default
 DIR: ./reports). The exit code is pytest's, or the verdict's (README: exit codes); compare's:
@@ -27,8 +28,12 @@ configuration in the caller's folder.
 from __future__ import annotations
 
 import re
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -210,6 +215,35 @@ def baseline_args(args: list[str]) -> list[str]:
     return [*rest, f"--record-baseline={folder}", f"--baseline-key={key}"]
 
 
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does: pytest then finishes the session, and the verdict,
+    report.html, junit.xml and summary.json are written ("incomplete: interrupted").
+
+    Python's default for SIGTERM is to die at once, writing nothing; a CI runner stops a job
+    that was cancelled or ran out of time with SIGINT, then SIGTERM, then SIGKILL seconds
+    later (GitHub Actions: 7.5 s, then 2.5 s), and a program a non-interactive shell starts
+    in the background (as the workflow does, to pass the signals on) ignores SIGINT. Only the
+    first SIGTERM interrupts: a second one, while the reports are written, must not cut them
+    short.
+    """
+    received = False
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        if received:
+            print(f"{PROG}: SIGTERM again: still writing the reports", file=sys.stderr)
+            return
+        received = True
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["cleanup"]:
@@ -225,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         from criobe_verify.compare import main as compare
 
         return compare(args[1:])
+    if args[:1] == ["github-summary"]:
+        from criobe_verify.github import main as github_summary
+
+        return github_summary(args[1:])
     try:
         if args[:1] == ["baseline"]:
             args = baseline_args(args[1:])
@@ -239,12 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         args.remove("--")
     args = join_option_values(args)
     # The reports' folder is made by the report plugins once every input is valid.
-    return int(
-        pytest.main(
-            [*suite_args(), *report_args(reports), *args, str(CHECKS_DIR)],
-            plugins=[OneLineUsage()],
+    with sigterm_as_interrupt():
+        return int(
+            pytest.main(
+                [*suite_args(), *report_args(reports), *args, str(CHECKS_DIR)],
+                plugins=[OneLineUsage()],
+            )
         )
-    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ It holds, for every container of the compose project and every Nuclio function c
 (`nuclio-nuclio-<fn>`), its image reference and image id, restart policy, networks and their
 aliases, published ports, extra_hosts and environment; for every function the dashboard lists,
 its spec (image, eventTimeout, resources and GPU, network, replicas, triggers and their
-workers, labels); and the versions of CVAT, Nuclio and the bridge's cvat-sdk. What could not
+workers, labels) and its model weights' size and sampled sha256 (where the profile or its
+spec names a path: criobe_verify/resources/weights.py); and the versions of CVAT, Nuclio and the bridge's cvat-sdk. What could not
 be read is named under `unavailable`, never guessed. `COMPARED` and `VOLATILE` below are the
 documentation a baseline carries of which fields are compared and which are left out.
 
@@ -72,7 +73,8 @@ COMPARED = (
     "VALUE_SETTINGS, secrets' HMACs",
     "fingerprint.functions.<name>: project, image, runtime, handler, eventTimeout, resources, "
     "gpu, network, restart, replicas, triggers (kind, maxWorkers, attributes), labels, "
-    "readinessTimeoutSeconds",
+    "readinessTimeoutSeconds, weights (path: bytes and sha256 over the size, first and last "
+    "8 MiB)",
     "fingerprint.versions: cvat, nuclio, bridge_cvat_sdk",
 )
 VOLATILE = (
@@ -207,8 +209,17 @@ def _label_names(annotations: Mapping[str, Any]) -> list[str]:
         return ["(unreadable metadata.annotations.spec)"]
 
 
-def function_entry(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One function's spec as the dashboard's /api/functions gives it (status left out)."""
+def function_entry(
+    record: Mapping[str, Any], weights: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """One function's spec as the dashboard's /api/functions gives it (status left out), and
+    its weights files as the probe found them (path -> {bytes, digest}; a missing one with
+    bytes None), which `compare` shows as drift when a model changes.
+
+    >>> function_entry({"spec": {}}, {"/w/best.pt": {"bytes": 5, "digest": "sha256:ab"}})[
+    ...     "weights"]
+    {'/w/best.pt': {'bytes': 5, 'digest': 'sha256:ab'}}
+    """
     meta, spec = record.get("metadata") or {}, record.get("spec") or {}
     resources = {
         kind: {k: v for k, v in (values or {}).items() if k != GPU}
@@ -224,7 +235,7 @@ def function_entry(record: Mapping[str, Any]) -> dict[str, Any]:
         }
         for name, t in (spec.get("triggers") or {}).items()
     }
-    return {
+    entry = {
         "project": (meta.get("labels") or {}).get("nuclio.io/project-name"),
         "image": spec.get("image", ""),
         "runtime": spec.get("runtime"),
@@ -239,6 +250,9 @@ def function_entry(record: Mapping[str, Any]) -> dict[str, Any]:
         "labels": _label_names(meta.get("annotations") or {}),
         "readinessTimeoutSeconds": spec.get("readinessTimeoutSeconds"),
     }
+    if weights:  # only where a path was named: an unknown one is not a change
+        entry["weights"] = dict(weights)
+    return entry
 
 
 def _name(attrs: Mapping[str, Any]) -> str:
@@ -254,6 +268,7 @@ def fingerprint_of(
     cvat_about: Mapping[str, Any] | None = None,
     bridge_cvat_sdk: str | None = None,
     unavailable: Mapping[str, str] | None = None,
+    weights: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The fingerprint from the stack's answers; None (or a reason in `unavailable`) for a
     part that could not be read."""
@@ -264,7 +279,10 @@ def fingerprint_of(
         "containers": {_name(a): container_entry(a, digest, known) for a in containers},
         "functions": None
         if functions is None
-        else {name: function_entry(record) for name, record in functions.items()},
+        else {
+            name: function_entry(record, (weights or {}).get(name))
+            for name, record in functions.items()
+        },
         "versions": {
             "cvat": (cvat_about or {}).get("version"),
             "nuclio": ((nuclio_versions or {}).get("dashboard") or {}).get("label"),
@@ -272,6 +290,43 @@ def fingerprint_of(
         },
         "unavailable": dict(unavailable or {}),
     }
+
+
+def _weights(
+    profile: Profile, functions: Mapping[str, Any], snapshot: Any, unavailable: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Each profile function's weights files (one probe in its container per path); a
+    function whose container cannot be probed is named in `unavailable`."""
+    from criobe_verify.probes import Prober, ProbeUnavailable
+    from criobe_verify.resources.weights import weights_sources
+
+    prober = Prober(snapshot.client, None)
+    out: dict[str, dict[str, Any]] = {}
+    for fn in profile.functions:
+        sources = weights_sources(fn, functions.get(fn.name))
+        container = snapshot.find(fn.container)
+        if not sources or fn.name not in functions:
+            continue
+        if container is None or container.status != "running":
+            unavailable[f"weights/{fn.name}"] = f"{fn.container} does not run"
+            continue
+        found: dict[str, Any] = {}
+        for where in sources:
+            try:
+                answer = prober.run(container, "model_weights", where.path)
+            except ProbeUnavailable as exc:
+                unavailable[f"weights/{fn.name}"] = str(exc)
+                break
+            if not answer.ok:
+                unavailable[f"weights/{fn.name}"] = answer.error or "the probe failed"
+                break
+            found[where.path] = {
+                "bytes": answer.size_bytes if answer.exists else None,
+                "digest": answer.digest,
+            }
+        else:
+            out[fn.name] = found
+    return out
 
 
 def collect(profile: Profile, digest: SecretDigest) -> dict[str, Any]:
@@ -314,6 +369,9 @@ def collect(profile: Profile, digest: SecretDigest) -> dict[str, Any]:
         unavailable["functions"] = str(exc)
     finally:
         dashboard.close()
+    weights: dict[str, dict[str, Any]] = {}
+    if functions is not None and containers:
+        weights = _weights(profile, functions, snapshot, unavailable)
     try:
         with http_client(timeout=10) as client:
             r = client.get(
@@ -332,4 +390,5 @@ def collect(profile: Profile, digest: SecretDigest) -> dict[str, Any]:
         cvat_about=about,
         bridge_cvat_sdk=bridge_sdk,
         unavailable=unavailable,
+        weights=weights,
     )

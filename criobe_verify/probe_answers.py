@@ -263,6 +263,48 @@ class GpuView(Answer):
         return fields
 
 
+@dataclass(frozen=True)
+class WeightsFile(Answer):
+    """`model_weights PATH`: a weights file in the container, its size and its digest: sha256
+    over the size, the first and the last 8 MiB ("sampled": the whole file where it is no
+    larger than 16 MiB), so a multi-GB checkpoint costs two reads, not a full hash.
+
+    >>> w = parse_answer("model_weights", {"ok": True, "exists": True, "size": 3145728,
+    ...     "sha256": "ab" * 32, "sampled_mib": 8, "root": ""}, "exec")
+    >>> w.exists, w.size_mb, w.digest[:13]
+    (True, 3.145728, 'sha256:ababab')
+    >>> gone = parse_answer("model_weights", {"ok": True, "exists": False,
+    ...     "why": "FileNotFoundError: No such file or directory"}, "exec")
+    >>> gone.ok, gone.exists, gone.why
+    (True, False, 'FileNotFoundError: No such file or directory')
+    """
+
+    exists: bool = False
+    is_dir: bool = False
+    size_bytes: int = 0
+    sha256: str = ""  # hex; sampled as the docstring says
+    why: str = ""  # why there is no file
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1_000_000
+
+    @property
+    def digest(self) -> str:
+        """As the baseline keeps it: sha256:<hex>, the hex of the sampled digest."""
+        return f"sha256:{self.sha256}" if self.sha256 else ""
+
+    @classmethod
+    def _fields(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "exists": bool(raw.get("exists")),
+            "is_dir": bool(raw.get("dir")),
+            "size_bytes": int(raw.get("size") or 0),
+            "sha256": str(raw.get("sha256") or ""),
+            "why": str(raw.get("why") or ""),
+        }
+
+
 ANSWERS: dict[str, type[Answer]] = {
     "resolve": Resolution,
     "listening": Listening,
@@ -275,6 +317,7 @@ ANSWERS: dict[str, type[Answer]] = {
     "cvat_sdk_window": ModuleVersion,
     "supervisor": SupervisorState,
     "gpu_use": GpuView,
+    "model_weights": WeightsFile,
 }
 
 

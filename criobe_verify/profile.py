@@ -181,6 +181,14 @@ class Function(Struct, frozen=True, forbid_unknown_fields=True):
     # Whether it must run on a GPU: "required" fails a function on the CPU, "optional" reports
     # what it has, "none" runs it on the CPU unchecked (no GPU check is collected for it).
     gpu: Literal["required", "optional", "none"] = "none"
+    # Where its model weights are inside its container; unset, the check reads the paths its
+    # spec names (spec.env, spec.volumes, build steps: criobe_verify/resources/weights.py).
+    weights: Annotated[
+        str, Meta(pattern=r"^(/\S*)?$", description="an absolute path inside the container")
+    ] = ""
+    # Below this a weights file is not a model: a failed download leaves an HTML error page
+    # or a Git LFS pointer (bytes to KB), while the smallest real ones (YOLO nano) are ~5 MB.
+    weights_min_mb: Annotated[float, Meta(gt=0, description="megabytes (a positive number)")] = 1.0
 
     @property
     def container(self) -> str:

@@ -1382,6 +1382,27 @@ FAULTS: list[Fault] = [
         },
     ),
     Fault(
+        id="function-weights-removed",
+        what="the weights file pth-yolo-gridcorners' function.yaml names (spec.env MODEL_PATH) "
+        "removed inside its running container (functions layer alone: the twin's function "
+        "never reads it, so nothing else can notice)",
+        inject=lambda twin: twin.exec(
+            "nuclio-nuclio-pth-yolo-gridcorners",
+            "rm",
+            "-f",
+            "/opt/nuclio/weights/gridcorners-yolo11m-pose.pt",
+        ),
+        revert=_restore_functions("pth-yolo-gridcorners"),
+        layers=("functions",),
+        fails={
+            "functions/model-weights-present[pth-yolo-gridcorners]": (
+                "no weights file at /opt/nuclio/weights/gridcorners-yolo11m-pose.pt",
+                "spec.env MODEL_PATH",
+                "No such file or directory",
+            )
+        },
+    ),
+    Fault(
         id="function-event-timeout-below-its-time",
         what="pth-yolo-gridpose takes 1 s more per call and its eventTimeout is 1500ms: under "
         "the profile's margin of 2 (latency layer alone: nothing else reads the timeouts)",

@@ -3,8 +3,8 @@ version, the project `cvat` exists, every expected function is deployed in it an
 (its container's health and network are the containers and network layers' business), the
 port the dashboard says (status.httpPort) is the one its container publishes now (a restarted
 container gets another random port while the dashboard says ready: nuclio/nuclio#1668), its
-container restarts with Docker (policy), and CVAT's own lambda listing shows the detectors with
-the profile's labels.
+container restarts with Docker (policy), its model weights are in its container with a
+plausible size, and CVAT's own lambda listing shows the detectors with the profile's labels.
 
     pytest -m functions
 
@@ -73,6 +73,24 @@ def test_function_container_restarts_with_docker(expected_function, nuclio, depe
     depends_on("functions/deployed-and-ready")
     fn = nuclio.function(expected_function)
     expect(fn.restarts_with_docker, fn.why_not_restarted_with_docker)
+
+
+@check("functions/model-weights-present")
+def test_function_model_weights_are_present(
+    expected_function, nuclio, function_weights, report_note, depends_on
+):
+    """Each weights file the profile or the function's spec names exists in its container
+    and is no smaller than weights_min_mb; where nothing names one, a skip says so."""
+    depends_on("functions/deployed-and-ready")
+    if expected_function.optional and not nuclio.function(expected_function).deployed:
+        pytest.skip(f"{expected_function.name}: optional and not deployed")
+    weights = function_weights
+    if not weights.sources:
+        pytest.skip(weights.why_unknown())
+    for found in weights.files():
+        expect(found.plausible, lambda found=found: weights.why_implausible(found))
+        report_note(f"{expected_function.name}: {found.where.path} ({found.where.source}): "
+                    f"{found.observed()}")  # fmt: skip
 
 
 @check("functions/has-its-gpu")

@@ -27,6 +27,7 @@ from criobe_verify.resources.reach import (
 from criobe_verify.resources.smokescreen import Smokescreen
 from criobe_verify.resources.supervisord import Supervisord
 from criobe_verify.resources.webhook import WebhooksWorker
+from criobe_verify.resources.weights import FunctionWeights
 
 # The fixture that hands a resource out -> its class: a selected check using the fixture has
 # the class declare its probes for the run's prefetch (fixtures/prefetch.py).
@@ -42,6 +43,7 @@ RESOURCES: dict[str, type[Resource]] = {
     "bridge_direct_answer": BridgeOnTheStack,
     "webhooks_worker": WebhooksWorker,
     "function_gpu": FunctionGpu,
+    "function_weights": FunctionWeights,
 }
 
 __all__ = ["RESOURCES", "Declared", "Resource", "RunFacts", "Smokescreen"]

@@ -63,6 +63,7 @@ class RunFacts:
         gateway_ip: Callable[[], str],
         bridge_env: Callable[[], dict[str, str]] = dict,
         function_port: Callable[[str], int | None] = lambda name: None,
+        function_entry: Callable[[str], dict[str, Any] | None] = lambda name: None,
     ) -> None:
         self._stack_ip = stack_ip
         self._ips: dict[str, str | None] = {}
@@ -71,6 +72,15 @@ class RunFacts:
         self._env: dict[str, str] | None = None
         self._function_port = function_port
         self._ports: dict[str, int | None] = {}
+        self._function_entry = function_entry
+        self._entries: dict[str, dict[str, Any] | None] = {}
+
+    def function_entry(self, name: str) -> dict[str, Any] | None:
+        """A function as the dashboard lists it (metadata, spec, status); None where it is
+        not deployed."""
+        if name not in self._entries:
+            self._entries[name] = self._function_entry(name)
+        return self._entries[name]
 
     def bridge_env(self) -> dict[str, str]:
         """The bridge container's environment (where it looks the dashboard up)."""

@@ -321,6 +321,10 @@ class Containers:
         others = [
             self[n] for n in self._optional if n not in listed and not n.startswith(FUNCTION_PREFIX)
         ]
+        # A check still 'starting' is no verdict: wait for it (bounded), as containers/healthy
+        # does; a container recreated a moment ago would otherwise pass unjudged (CI saw it).
         return [
-            c for c in others if c.exists and c.health.status not in (None, "healthy", "starting")
+            c
+            for c in others
+            if c.exists and c.decided_health().status not in (None, "healthy", "starting")
         ]

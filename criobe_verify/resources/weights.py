@@ -27,8 +27,9 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from criobe_verify.diagnosis import Diagnosis
@@ -240,13 +241,23 @@ class FunctionWeights(Resource):
         find: Any,
         prober: Any,
         fn: Function,
-        entry: Mapping[str, Any] | None,
+        entry: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None,
         *,
         strict: bool,
     ) -> None:
         super().__init__(fn.container, find, prober, strict=strict)
-        self.fn, self.entry = fn, entry
-        self.sources = weights_sources(fn, entry)
+        self.fn, self._entry = fn, entry
+
+    @cached_property
+    def entry(self) -> Mapping[str, Any] | None:
+        """The dashboard's entry for the function, asked when a fact first needs it: a
+        dashboard that does not answer then fails (or skips) the check that asks, after its
+        depends_on, not the fixture that handed the resource out (CI: nuclio-dashboard-stopped)."""
+        return self._entry() if callable(self._entry) else self._entry
+
+    @cached_property
+    def sources(self) -> tuple[WeightsSource, ...]:
+        return weights_sources(self.fn, self.entry)
 
     @classmethod
     def probes(cls, param: Function, profile: Profile, facts: RunFacts) -> Iterator[Declared]:

@@ -173,16 +173,26 @@ def _function(name: str, a: Mapping, b: Mapping) -> list[Drift]:
     return out
 
 
-def drift(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Drift]:
-    """Every difference, unjudged; a part either side could not read is said, not compared."""
-    out: list[Drift] = []
+def not_compared(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(part, line) for each part either side could not read (its `unavailable`): said, never
+    compared. The fingerprint's drift and the inventory's data survival say it alike.
+
+    >>> not_compared({"unavailable": {"cvat": "timeout"}}, {})
+    [('cvat', 'cvat not compared: BEFORE could not read it (timeout)')]
+    """
     missing_a, missing_b = before.get("unavailable") or {}, after.get("unavailable") or {}
+    out = []
     for part in sorted(set(missing_a) | set(missing_b)):
         side = "BEFORE" if part in missing_a else "AFTER"
         why = missing_a.get(part) or missing_b.get(part)
-        out.append(
-            Drift(f"unavailable/{part}", f"{part} not compared: {side} could not read it ({why})")
-        )
+        out.append((part, f"{part} not compared: {side} could not read it ({why})"))
+    return out
+
+
+def drift(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Drift]:
+    """Every difference, unjudged; a part either side could not read is said, not compared."""
+    missing_a, missing_b = before.get("unavailable") or {}, after.get("unavailable") or {}
+    out = [Drift(f"unavailable/{part}", line) for part, line in not_compared(before, after)]
     secrets_comparable = before.get("secret_key_id") == after.get("secret_key_id")
     if not secrets_comparable:
         out.append(

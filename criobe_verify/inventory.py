@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from criobe_verify.diagnosis import CheckFailed  # a pytest outcome: not an Exception
+from criobe_verify.drift import not_compared
 from criobe_verify.redact import REDACTOR
 
 # What a baseline's `fields` says of the inventory (baseline.py adds these to the
@@ -489,12 +490,7 @@ def _clip(changes: list[DataChange]) -> list[DataChange]:
 
 def survived(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[DataChange]:
     """Every difference of the lab's data, lost or changed first."""
-    out: list[DataChange] = []
-    missing_a, missing_b = before.get("unavailable") or {}, after.get("unavailable") or {}
-    for part in sorted(set(missing_a) | set(missing_b)):
-        side = "BEFORE" if part in missing_a else "AFTER"
-        why = missing_a.get(part) or missing_b.get(part)
-        out.append(DataChange(f"{part} not compared: {side} could not read it ({why})", False))
+    out = [DataChange(line, False) for _, line in not_compared(before, after)]
     for kind in PARTS:
         a, b = before.get(kind), after.get(kind)
         if a is not None and b is not None:

@@ -147,37 +147,37 @@ def _reports_option(args: list[str]) -> Path:
     """Take --reports DIR (or --reports=DIR) out of args; the folder, checked, not made."""
     from criobe_verify.input_files import reports_folder
 
-    for i, arg in enumerate(args):
-        if arg == "--reports" or arg.startswith("--reports="):
-            value = arg.partition("=")[2] if "=" in arg else None
-            if value is None and i + 1 < len(args) and not args[i + 1].startswith("-"):
-                value = args[i + 1]
-            if not value:
-                raise InputError(
-                    "--reports", "needs a directory", "--reports DIR", "--reports reports"
-                )
-            del args[i : i + (1 if "=" in arg else 2)]
-            return reports_folder(value)
-    return reports_folder("reports")
+    return reports_folder(
+        _take_value(args, "--reports", "a directory", "DIR", "reports") or "reports"
+    )
 
 
 class BadInput(ValueError):
     """A command line the CLI refuses before running anything; str() is its one line."""
 
 
-def _take_value(args: list[str], option: str, what: str = "a value") -> str | None:
-    """Remove `option VALUE` or `option=VALUE` from args; its value (None if absent).
+def _take_value(args: list[str], option: str, what: str, metavar: str, example: str) -> str | None:
+    """Remove `option VALUE` or `option=VALUE` from args; its value (None if absent). An
+    option with no value (the next word is another option) is bad input, in one line.
 
     >>> args = ["--reports", "out", "-k", "ports"]
-    >>> _take_value(args, "--reports"), args
+    >>> _take_value(args, "--reports", "a directory", "DIR", "reports"), args
     ('out', ['-k', 'ports'])
+    >>> _take_value(["--reports", "-k"], "--reports", "a directory", "DIR", "reports")
+    Traceback (most recent call last):
+    ...
+    criobe_verify.bad_input.InputError: --reports: needs a directory; expected --reports DIR; fix: --reports reports
     """
     for i, arg in enumerate(args):
         if arg == option or arg.startswith(option + "="):
-            value = arg.partition("=")[2] if "=" in arg else (args[i + 1 : i + 2] or [""])[0]
-            del args[i : i + (1 if "=" in arg else 2)]
+            value = arg.partition("=")[2] if "=" in arg else None
+            if value is None and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                value = args[i + 1]
             if not value:
-                raise BadInput(f"{option} needs {what}")
+                raise InputError(
+                    option, f"needs {what}", f"{option} {metavar}", f"{option} {example}"
+                )
+            del args[i : i + (1 if "=" in arg else 2)]
             return value
     return None
 
@@ -202,7 +202,11 @@ def baseline_args(args: list[str]) -> list[str]:
     if (folder / FILE).exists() and not overwrite:
         raise BadInput(f"{folder}: holds a baseline already; expected a new folder; fix: "
                        "another folder, or --overwrite")  # fmt: skip
-    key = resolve_key_path(_take_value(rest, "--baseline-key"))
+    key = resolve_key_path(
+        _take_value(
+            rest, "--baseline-key", "a file", "FILE", "~/.config/criobe-verify/baseline.key"
+        )
+    )
     try:
         refuse_inside(key, folder)
         load_or_create_key(key)

@@ -36,6 +36,8 @@ class Fault:
     # How the suite is run while the fault is in: extra environment, or an edited profile.
     suite_env: Callable[[Twin], Mapping[str, str]] = lambda twin: {}
     profile_edit: Callable[[str], str] | None = None
+    # Options the suite is run with (--strict-skips: the run itself must find no problem).
+    suite_args: tuple[str, ...] = ()
     # A foreign program holding this host port while the suite runs (preinstall faults).
     hold_port: int | None = None
     # Run only these layers: a higher layer's own diagnosis, without the lower layer that
@@ -1587,7 +1589,9 @@ FAULTS: list[Fault] = [
     ),
     Fault(
         id="optional-sam-absent",
-        what="the optional SAM function not deployed: its checks skip, saying so",
+        what="the optional SAM function not deployed: its checks skip, saying so, and a strict "
+        "run accepts it (the profile does not ask for SAM)",
+        suite_args=("--strict-skips",),
         inject=lambda twin: _delete_function(twin, "pth-facebookresearch-sam-vit-h"),
         revert=_restore_functions(),
         fails={},

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from criobe_verify.profile import load_profile
 from criobe_verify.waiting import WaitTimeout
-from selftests.twin import TWIN_PROFILE, Twin, fake_docker_without_compose
+from selftests.twin import TWIN_PROFILE, Twin, fake_docker_without_compose, fake_nvidia_smi
 
 Tokens = str | tuple[str, ...]
 
@@ -433,6 +433,37 @@ def _no_docker_socket(twin: Twin) -> Mapping[str, str]:
 def _no_compose(twin: Twin) -> Mapping[str, str]:
     directory = Path(tempfile.mkdtemp(prefix="criobe-nocompose-", dir=twin.workdir))
     return {"PATH": fake_docker_without_compose(directory)}
+
+
+# The twin's host has no GPU: these faults put a GPU host's nvidia-smi on the suite's PATH
+# (its CSV answers as NVIDIA documents them) and ask one function for a GPU in the profile.
+_GPU_REQUIRED = (
+    'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "none"',
+    'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "required"',
+)
+_NVML_MISMATCH = "Failed to initialize NVML: Driver/library version mismatch"
+
+
+def _gpu_required(text: str) -> str:
+    return text.replace(*_GPU_REQUIRED)
+
+
+def _smi_dir(twin: Twin) -> Path:
+    return Path(tempfile.mkdtemp(prefix="criobe-nvidia-smi-", dir=twin.workdir))
+
+
+def _driver_mismatch(twin: Twin) -> Mapping[str, str]:
+    return {"PATH": fake_nvidia_smi(_smi_dir(twin), "", fails=_NVML_MISMATCH)}
+
+
+def _functions_hold_the_gpu(twin: Twin) -> Mapping[str, str]:
+    """A 40 GiB GPU of which gridcorners' process holds 39,000 MiB (its host pid, as
+    nvidia-smi on the host lists it)."""
+    container = twin.docker.containers.get("nuclio-nuclio-pth-yolo-gridcorners")
+    top = container.top()
+    pid = top["Processes"][0][top["Titles"].index("PID")]
+    gpus = "0, NVIDIA A100-SXM4-40GB, 550.54.15, 40960\n"
+    return {"PATH": fake_nvidia_smi(_smi_dir(twin), gpus, apps=f"{pid}, 39000\n")}
 
 
 def _without_waivers(text: str) -> str:
@@ -1570,10 +1601,7 @@ FAULTS: list[Fault] = [
         id="gpu-required-on-the-cpu",
         what='the profile says pth-yolo-gridcorners gpu = "required"; the twin has no GPU '
         "(its function.yaml asks for none): a required-GPU function on the CPU",
-        profile_edit=lambda t: t.replace(
-            'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "none"',
-            'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "required"',
-        ),
+        profile_edit=_gpu_required,
         fails={
             "functions/has-its-gpu[pth-yolo-gridcorners]": (
                 "pth-yolo-gridcorners runs on the CPU",
@@ -1585,6 +1613,37 @@ FAULTS: list[Fault] = [
         skips={
             "host/nvidia-gpus": "no NVIDIA GPU on this host",
             "host/gpu-memory-held-by-functions": "no NVIDIA GPU on this host",
+        },
+    ),
+    Fault(
+        id="nvidia-driver-library-mismatch",
+        what="a GPU host whose NVIDIA driver and libraries disagree (after a driver update "
+        "without a reboot): nvidia-smi fails, and the profile needs a GPU",
+        profile_edit=_gpu_required,
+        suite_env=_driver_mismatch,
+        layers=("host",),
+        fails={
+            "host/nvidia-gpus": (
+                "nvidia-smi lists no GPU",
+                "Driver/library version mismatch",
+                "reboot",
+            )
+        },
+        skips={"host/gpu-memory-held-by-functions": "Driver/library version mismatch"},
+    ),
+    Fault(
+        id="functions-hold-most-gpu-memory",
+        what="gridcorners' process holds 39,000 MiB of a 40 GiB GPU: the next model to load "
+        "runs it out of memory",
+        profile_edit=_gpu_required,
+        suite_env=_functions_hold_the_gpu,
+        layers=("host",),
+        fails={
+            "host/gpu-memory-held-by-functions": (
+                "hold 39000 MiB of the GPUs' 40960 MiB",
+                "pth-yolo-gridcorners 39000 MiB",
+                "gpu_memory_share_max",
+            )
         },
     ),
     Fault(

@@ -144,8 +144,7 @@ def test_recorded_attribute_variants_are_kept_as_cvat_stored_them():
     default = {a["id"]: a["default_value"] for a in RECORDED_PROJECT[2]["attributes"]}
     assert RECORDED_PROJECT[2]["name"] == "Acropora"
     stored_values = [
-        [a["value"] for a in shape["attributes"]]
-        for shape in stored["response"]["json"]["shapes"]
+        [a["value"] for a in shape["attributes"]] for shape in stored["response"]["json"]["shapes"]
     ]
     predicted = [
         [a["value"] for a in item["attributes"]] or list(default.values())
@@ -336,7 +335,7 @@ def twin_answer(raw: list, spec: list[dict], project: list[dict]) -> tuple[int, 
     mapping = function.resolve_mapping(function.default_mapping(model, project), model, project)
     try:
         return 200, function.filter_detections(copy.deepcopy(raw), mapping)
-    except Exception:  # noqa: BLE001 - Django answers every uncaught exception with its 500
+    except Exception:  # Django answers every uncaught exception with its 500 page
         return 500, None
 
 

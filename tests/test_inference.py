@@ -10,7 +10,7 @@ skeleton of 117; LaMa's image the size of its input; coral shapes over the 16 ge
 profile's form; integer-percent confidences); it is accurate against the ground truth (policy:
 the profile's thresholds; errors per element id, Hungarian pairing of coral colonies only); it
 matches its golden answer (policy; `--update-golden` records it); and CVAT's own online call
-keeps what the function returned. What an answer is and how it is judged is
+answers what CVAT 2.29.0's rules make of the function's answer, dropping nothing it found. What an answer is and how it is judged is
 criobe_verify/resources/answer.py's.
 """
 

@@ -182,7 +182,8 @@ class OnlineCallKeeps:
 
     def why_cvat_fails(self, observed_status: int) -> Diagnosis:
         crash = self.crash
-        assert crash is not None, "why_cvat_fails() without a predicted crash"
+        if crash is None:
+            raise ValueError("why_cvat_fails() without a predicted crash")
         return Diagnosis(
             self.function,
             f"its answer makes CVAT 2.29.0's online call fail (500): {crash.where} is "

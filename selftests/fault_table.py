@@ -12,6 +12,7 @@ A token is a string, or a tuple of strings that must all appear.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -301,6 +302,17 @@ def _restore_functions(*names: str) -> Callable[[Twin], None]:
 
 def _without_network(config: dict) -> None:
     del config["spec"]["platform"]["attributes"]["network"]
+
+
+def _spec_without(label: str) -> Callable[[dict], None]:
+    """A function.yaml edit: its CVAT spec (metadata.annotations.spec) without one label."""
+
+    def edit(config: dict) -> None:
+        annotations = config["metadata"]["annotations"]
+        spec = [item for item in json.loads(annotations["spec"]) if item["name"] != label]
+        annotations["spec"] = json.dumps(spec)
+
+    return edit
 
 
 def _delete_function(twin: Twin, name: str) -> None:
@@ -1595,6 +1607,20 @@ FAULTS: list[Fault] = [
         fails={
             f"inference/cvat-keeps-answer[{fn}]": "POST /api/lambda/functions/"
             for fn in ("pth-yolo-gridcorners", "pth-yolo-gridpose", "pth-yolo-coralsegv4")
+        },
+    ),
+    Fault(
+        id="function-spec-lacks-a-label",
+        what="pth-yolo-coralsegv4 deployed with a spec (metadata.annotations.spec) without "
+        "Millepora, which the project has and the function answers on the sample: CVAT "
+        "drops those colonies",
+        inject=lambda twin: twin.redeploy("pth-yolo-coralsegv4", edit=_spec_without("Millepora")),
+        revert=_restore_functions("pth-yolo-coralsegv4"),
+        fails={
+            "inference/cvat-keeps-answer[pth-yolo-coralsegv4]": (
+                "Millepora: the project has it but the function's spec does not declare it",
+                "metadata.annotations.spec",
+            )
         },
     ),
     Fault(

@@ -97,7 +97,11 @@ def test_attach_run_changes_nothing_but_its_own(twin: Twin, lab_organization: di
         f"{load.server_per_s:.1f}/s mean, {load.server_peak_per_s}/s peak; by source: "
         f"{load.by_source}"
     )
-    assert summary["verdict"]["status"] == "works", summary["output"]
+    # A latency budget missed on a loaded CI host is a policy finding: it does not bear on
+    # what the run changed, and every functional check (e2e included) must have passed.
+    assert summary["verdict"]["status"] in ("works", "works with policy findings"), summary[
+        "output"
+    ]
     assert "e2e" in ran, f"the e2e layer did not run: {sorted(ran)}"
     changed = differences(before, after, bridge_user=bridge_user)
     assert not changed, "the run changed the stack:\n" + "\n".join(changed)

@@ -212,9 +212,10 @@ def read_load(client: Any, since: float, until: float, names: dict[str, str]) ->
         front_stamps.append(line[:19])
         bytes_in += int(m.group(4))
         method, path, status = m.group(1), m.group(2).split("?")[0], m.group(3)
+        # cvat-sdk uploads a task's data in three POSTs (TUS: start, files, finish)
         kind = re.fullmatch(r"/api/(projects|tasks|webhooks)/?|/api/tasks/\d+/(data)/?", path)
         if method == "POST" and kind and status.startswith("2"):
-            what = kind.group(1) or "task data uploads"
+            what = kind.group(1) or "task data requests"
             created[what] = created.get(what, 0) + 1
     server, server_stamps, by_source = 0, [], {}
     log = client.containers.get("cvat_server").logs(

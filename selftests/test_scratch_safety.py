@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from criobe_verify.diagnosis import CheckFailed
-from criobe_verify.resources.scratch import Scratch
+from criobe_verify.resources.scratch import Placement, Scratch
 
 LAB_HOOK = {
     "id": 12, "type": "organization", "organization": 3, "project_id": None, "is_active": True,
@@ -71,3 +71,12 @@ def test_an_organization_nobody_watches_goes_ahead() -> None:
     scratch = Scratch(session, "criobe-verify-20261207050000-abcdef")
     scratch.project()
     assert session.destroyed == [] and scratch.projects == [100]
+
+
+def test_placement_says_where_the_first_project_went() -> None:
+    sandbox = Scratch(FakeSession(organization=None, hooks=[LAB_HOOK]), "criobe-verify-x")
+    assert sandbox.placement() == Placement(100, None, ())
+    assert sandbox.placement() == Placement(100, None, ())  # made once
+    watched = Scratch(FakeSession(organization=3, hooks=[LAB_HOOK]), "criobe-verify-x")
+    assert watched.placement() == Placement(100, 3, (12,))
+    assert watched.stopped is not None and "organization 3" in watched.stopped.what

@@ -33,7 +33,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from criobe_verify.diagnosis import Diagnosis, fail
+from criobe_verify.diagnosis import CheckFailed, Diagnosis, fail
 from criobe_verify.resources.cvat import SERVER, CvatSession, answering, paged
 from criobe_verify.resources.cvat_facts import Job, Project, Task, text
 from criobe_verify.resources.webhook import Webhook
@@ -86,6 +86,16 @@ def tiny_png(width: int = 64, height: int = 48) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where CVAT put a scratch project: its organization (None: the sandbox) and the lab's
+    webhooks that would fire on it (the project is gone when there are any)."""
+
+    project_id: int
+    organization: int | None
+    watched_by: tuple[int, ...] = ()
+
+
 @dataclass
 class Scratch:
     """Creates CVAT objects under the run prefix and deletes them at the end (a project's
@@ -96,6 +106,7 @@ class Scratch:
     prefix: str
     projects: list[int] = field(default_factory=list)
     lab_hooks: list[dict] | None = None  # the lab's webhooks, read before the first creation
+    placed: Placement | None = None  # where CVAT put the first project
     stopped: Diagnosis | None = None  # why nothing more is created
 
     def _before_creating(self) -> None:
@@ -118,17 +129,33 @@ class Scratch:
         with answering("POST /api/projects", "201"):
             created = self.session.sdk.projects.create({"name": name, "labels": labels})
         self.projects.append(created.id)
-        organization = getattr(created, "organization", None)
-        if organization is not None:
-            self._stop_if_watched(created.id, organization)
+        placed = Placement(created.id, getattr(created, "organization", None))
+        if placed.organization is not None:
+            placed = self._stop_if_watched(placed)
+        if self.placed is None:
+            self.placed = placed
+        if self.stopped is not None:
+            fail(self.stopped)
         return Project(created.id, created.name)
 
-    def _stop_if_watched(self, project_id: int, organization: int) -> None:
+    def placement(self) -> Placement:
+        """Where CVAT put the run's first scratch project (made now if none was), and which
+        of the lab's webhooks would fire on it."""
+        if self.placed is None:
+            try:
+                self.project()
+            except CheckFailed:
+                if self.placed is None:  # not the placement: CVAT refused the project
+                    raise
+        return self.placed  # type: ignore[return-value]  # set by project()
+
+    def _stop_if_watched(self, placed: Placement) -> Placement:
         """CVAT put the project in an organization: if a webhook of the lab would fire on it,
         delete it before anything is made inside, and make nothing more."""
+        project_id, organization = placed.project_id, placed.organization
         watching = watchers(self.lab_hooks or [], organization, {project_id})
         if not watching:
-            return
+            return placed
         with answering(f"DELETE /api/projects/{project_id}", "204"):
             self.session.sdk.api_client.projects_api.destroy(project_id)
         self.projects.remove(project_id)
@@ -151,7 +178,7 @@ class Scratch:
             f"the profile: {self.session.profile.cvat_url}), or deactivate those webhooks "
             "for the run",
         )
-        fail(self.stopped)
+        return Placement(project_id, organization, tuple(h["id"] for h in watching))
 
     def criobe_project(self, kind: str) -> Project:
         """A project with the exported CRIOBE labels of this kind (corners, grid, corals)."""

@@ -71,6 +71,15 @@ def _addresses(twin: Twin) -> dict[str, str]:
     return {c["IPv4Address"].split("/")[0]: c["Name"] for c in network.attrs["Containers"].values()}
 
 
+def _last_ids(twin: Twin) -> dict[str, int]:
+    """The last id cvat_db handed out per kind: how many were made in between, by anyone,
+    deleted since or not."""
+    kinds = ("projects", "webhooks", "tasks")
+    sql = ", ".join(f"(SELECT last_value FROM twin_{k[:-1]}_id_seq)" for k in kinds)
+    out = twin.exec("cvat_db", "psql", "-U", "root", "-d", "cvat", "-tAc", f"SELECT {sql}")
+    return dict(zip(kinds, (int(v) for v in out.strip().split("|")), strict=True))
+
+
 def test_attach_run_changes_nothing_but_its_own(twin: Twin, lab_organization: dict) -> None:
     bridge_user = parse_env_lines((PROJECT_ROOT / "twin/bridge/.env").read_text().splitlines())[
         "CVAT_USER"
@@ -79,9 +88,11 @@ def test_attach_run_changes_nothing_but_its_own(twin: Twin, lab_organization: di
         with twin.cvat() as cvat:
             before = read_state(twin.docker, cvat, nuclio)
         names = _addresses(twin)
+        ids_before = _last_ids(twin)
         started = time.time()
         summary = twin.suite(timeout=1200)
         ended = time.time()
+        ids_after = _last_ids(twin)
         with twin.cvat() as cvat:
             after = read_state(twin.docker, cvat, nuclio)
 
@@ -108,3 +119,11 @@ def test_attach_run_changes_nothing_but_its_own(twin: Twin, lab_organization: di
     hook = after.cvat["webhooks"][lab_organization["webhook"]["id"]]
     assert hook["deliveries"] == 0, f"the lab's organization webhook was set off: {hook}"
     assert load.created.get("projects", 0) > 0, f"no scratch project seen in the log: {load}"
+    # Nothing outside the run's prefix was made, even for a moment: every project and webhook
+    # CVAT made during the run is one the suite asked for (only its Scratch creates them,
+    # naming each under the run prefix), and the bridge made tasks only (in those projects).
+    made = {k: ids_after[k] - ids_before[k] for k in ids_before}
+    print(f"[load] made during the run: {made} (the suite asked for {load.created})")
+    for kind in ("projects", "webhooks"):
+        assert made[kind] == load.created.get(kind, 0), (kind, made, load.created)
+    assert made["tasks"] >= load.created.get("tasks", 0), (made, load.created)

@@ -26,10 +26,13 @@ pytestmark = [pytest.mark.inference, pytest.mark.guide("step-6")]
 
 
 @check("inference/answers-sample")
-def test_function_answers_the_sample(expected_function, answers, depends_on):
+def test_function_answers_the_sample(expected_function, answers, depends_on, report_answer):
+    """The answer is kept in summary.json (and a baseline: the lab's golden, compared after
+    an upgrade by criobe_verify/answer_drift.py)."""
     depends_on("functions/deployed-and-ready")
     answer = answers[expected_function]
     expect(answer.ok, answer.why_no_answer)
+    report_answer(*answer.kept())
 
 
 @check("inference/output-follows-contract")

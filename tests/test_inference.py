@@ -3,6 +3,10 @@ skeletons, replaces bad confidences and drops unknown labels, which would hide d
 
     pytest -m inference                                   # the committed synthetic sample
     pytest -m inference --sample-image q.jpg --ground-truth corners.json --ground-truth grid.json
+    pytest -m inference --sample-image q1.jpg --sample-image q2.jpg --ground-truth exports/
+
+Several photos: each check runs per function and photo (`inference/answers-sample[<function>@
+<photo>]`); one photo keeps the function's name alone as the id.
 
 Per function: it answers the image of its pipeline stage; its answer follows the output
 contract (one quadrat_corner skeleton, elements 1-4 clockwise from the top-left; one grid
@@ -71,7 +75,7 @@ def test_function_output_matches_its_golden(expected_function, answers, golden, 
 
 @check("inference/cvat-keeps-answer")
 def test_cvat_keeps_what_the_function_returned(
-    detector_function, answers, sample, cvat_scratch, depends_on
+    detector_function, answers, judged_sample, cvat_scratch, depends_on
 ):
     """One online call through CVAT's lambda API (POST /api/lambda/functions/<id>) on a task
     holding the same image: CVAT passes the function's answer on, filtered as documented."""
@@ -80,7 +84,7 @@ def test_cvat_keeps_what_the_function_returned(
     raw = answers[fn].data
     project = cvat_scratch.criobe_project(fn.role)
     task, _ = cvat_scratch.task_with_one_job(
-        project.id, image=sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
+        project.id, image=judged_sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
     )
     call = cvat.call_online(fn.name, task.id)
     expect(call.status == 200, lambda: cvat.why_online_call_failed(call))

@@ -270,7 +270,7 @@ class Answers:
     def __getitem__(self, fn: Function) -> FunctionAnswer:
         if fn.optional and self.functions.dashboard.function(fn.name) is None:
             not_asked(f"{fn.name}: optional in the profile and not deployed")
-        call = self.functions.answer(fn.name, self.sample.request(fn.role))
+        call = self.functions.answer(fn.name, self.sample.request(fn.role), self.sample.key)
         return FunctionAnswer(fn, call, self.sample, self.profile)
 
 

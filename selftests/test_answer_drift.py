@@ -241,3 +241,46 @@ def test_lamas_image_files_decide_over_the_thumbnail_in_compare(tmp_path, change
     after = _write(tmp_path / "after", recorded(), _png(120, 0 if changed_lama else None))
     result = compare(load_run(before), load_run(after), tolerances=Tolerances.of(TWIN))
     assert bool(result.answers_changed) is changed_lama, result.answers
+
+
+# --- on the twin ----------------------------------------------------------------------------
+
+
+@pytest.mark.twin
+def test_on_the_twin_compare_names_the_corners_an_upgraded_gridcorners_moved(tmp_path):
+    """A baseline of the twin's inference layer; pth-yolo-gridcorners redeployed answering
+    every corner 4 px to the right (its `moved-4px` knob: an upgrade's new model); a second
+    baseline; `compare` exits 1 and names the four corners with both positions, and nothing
+    else of the five functions' answers. The function is restored after."""
+    from selftests.test_baseline import _cli
+    from selftests.twin import Twin
+
+    key = f"--baseline-key={tmp_path / 'k.key'}"
+    profile = str(PROJECT_ROOT / "profiles" / "twin.toml")
+
+    def baseline(name: str) -> dict:
+        proc = _cli(tmp_path, "baseline", name, "--profile", profile, "--layer=inference",
+                    "--reports", f"r-{name}", key, "-q")  # fmt: skip
+        # 10: the moved corners are also off the ground truth (a policy finding).
+        assert proc.returncode in (0, 10), proc.stdout[-3000:] + proc.stderr[-2000:]
+        return json.loads((tmp_path / name / FILE).read_text())
+
+    before = baseline("before")
+    assert set(before["answers"]) == set(ROLES), before["answers"].keys()
+    assert (tmp_path / "before" / before["answers"]["pth-lama"][IMAGE]["file"]).is_file()
+    twin = Twin(tmp_path)
+    try:
+        twin.redeploy(CORNERS, env={"CRIOBE_TWIN_FAULT": "moved-4px"})
+        baseline("after")
+    finally:
+        twin.restore_functions(CORNERS)
+    proc = _cli(tmp_path, "compare", "before", "after", "--profile", profile)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Function answers changed: 4" in proc.stdout, proc.stdout
+    for n in ("1", "2", "3", "4"):
+        assert f"{CORNERS}  {IMAGE}  corner {n} " in proc.stdout, proc.stdout
+    assert proc.stdout.count("moved 4.0 px > 2 px") == 4, proc.stdout
+    # The restored function answers as it did: the same comparison is clean again.
+    baseline("restored")
+    again = _cli(tmp_path, "compare", "before", "restored", "--profile", profile)
+    assert "Function answers changed: none" in again.stdout, again.stdout

@@ -184,7 +184,7 @@ def _corals(a: Mapping, b: Mapping, tol: Tolerances) -> list[tuple]:
         iou = 0.0 if p is None or q is None else p.intersection(q).area / union
         if iou < tol.coral_iou_min:
             area = lambda g: "absent" if g is None else f"{g.area:.0f} px²"  # noqa: E731
-            measure = f"IoU {iou:.2f} < {tol.coral_iou_min:g}"
+            measure = f"IoU {iou:.3f} < {tol.coral_iou_min:g}"
             out.append((f"coral {genus}", area(p), area(q), measure))
     return out
 

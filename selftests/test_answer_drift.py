@@ -104,7 +104,7 @@ def test_a_coral_genus_whose_outline_changed_or_vanished_is_named_by_its_iou():
     without["answer"] = [s for s in without["answer"] if s["label"] != genera[-1]]
     (gone,) = record_changes("coralsegv4", IMAGE, corals, without, Tolerances())
     assert (gone.element, gone.after, gone.measure) == (
-        f"coral {genera[-1]}", "absent", "IoU 0.00 < 0.97",
+        f"coral {genera[-1]}", "absent", "IoU 0.000 < 0.97",
     )  # fmt: skip
 
 

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
     from criobe_verify.profile import Profile
 
-CORNER_LABEL, GRID_LABEL = "quadrat_corner", "grid"  # criobe_verify/shapes.py's, without numpy
 THUMBNAIL = (64, 64)
 # A pixel of LaMa's image counts as changed past this grey-level difference: JPEG and GPU
 # noise stay below it, a string left in or a colony repainted do not.
@@ -130,23 +129,17 @@ def image_png(role: str, data: Any) -> bytes | None:
 # --- comparing two records ---------------------------------------------------------------
 
 
-def _points(shapes: Any, label: str) -> dict[str, tuple[float, float]]:
-    skeleton = next((s for s in shapes or [] if s.get("label") == label), None)
-    out = {}
-    for e in (skeleton or {}).get("elements") or []:
-        p = e.get("points") or []
-        if len(p) == 2 and not e.get("outside"):
-            out[str(e.get("label"))] = (float(p[0]), float(p[1]))
-    return out
-
-
 def _xy(p: tuple[float, float] | None) -> str:
     return "absent" if p is None else f"({p[0]:.1f}, {p[1]:.1f})"
 
 
 def _skeleton(a: Mapping, b: Mapping, role: str, tol: Tolerances) -> list[tuple]:
+    from criobe_verify.accuracy import skeleton_points
+    from criobe_verify.shapes import CORNER_LABEL, GRID_LABEL
+
     label, noun = (CORNER_LABEL, "corner") if role == "corners" else (GRID_LABEL, "grid point")
-    was, now = _points(a.get("answer"), label), _points(b.get("answer"), label)
+    was = skeleton_points(a.get("answer") or [], label)
+    now = skeleton_points(b.get("answer") or [], label)
     out = []
     for name in sorted(
         set(was) | set(now), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n)

@@ -200,3 +200,19 @@ def test_with_a_baseline_the_regression_checks_are_collected_last(tmp_path: Path
     assert ids[-5:] and all("tests/test_regression.py::" in i for i in ids[-5:]), proc.stdout
     plain = _cli(tmp_path, "--collect-only", "-q", "--reports", "r")
     assert "test_regression.py" not in plain.stdout
+
+
+def test_a_frame_read_before_that_no_longer_loads_is_data_lost():
+    from criobe_verify.inventory import survived
+
+    job = {"task_id": 1, "type": "annotation", "state": "new", "stage": "annotation"}
+    sample = {"counts": {"shapes": 1, "tags": 0, "tracks": 0}, "geometry": "sha256:aa", "frame": 0}
+    before = {
+        "jobs": {"7": job},
+        "sample": {"jobs": {"7": {**sample, "frame_sha256": "sha256:bb"}}},
+    }
+    lost = {**sample, "frame_unavailable": "GET /api/jobs/7/data answered 404"}
+    after = {"jobs": {"7": job}, "sample": {"jobs": {"7": lost}}}
+    assert [(c.line, c.finding) for c in survived(before, after)] == [
+        ("job 7 frame 0 no longer loads: GET /api/jobs/7/data answered 404", True)
+    ]

@@ -17,8 +17,10 @@ timings). Each check reads one part of it:
 | regression/latency-as-before | policy | a function's median call, or an e2e stage, much slower than in the baseline (the rule below) |
 
 A sixth, regression/functions-answer-as-before (each function's answers on the baseline's
-images within the profile's tolerances), reads `Comparison.answers` once the baseline keeps
-the functions' answers; `Regression.answers_changed` is where it plugs in.
+images within the profile's tolerances), comes with the slice that keeps the functions'
+answers in the baseline and compares them (`Comparison.answers`): a method here built as
+`data_lost` is (its finding as a Diagnosis, None when nothing changed) and a check in
+tests/test_regression.py beside the others (its place is marked there).
 
 Latency. Ten calls make a p95 that is the slowest call or nearly: one neighbour's burst, one
 collection pause moves it, and a healthy stack restarted would read "slower". The median of

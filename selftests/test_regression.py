@@ -216,3 +216,17 @@ def test_a_frame_read_before_that_no_longer_loads_is_data_lost():
     assert [(c.line, c.finding) for c in survived(before, after)] == [
         ("job 7 frame 0 no longer loads: GET /api/jobs/7/data answered 404", True)
     ]
+
+
+def test_every_regression_check_is_caught_by_an_upgrade_on_the_twin():
+    """The fault-table rule for the regression layer (its faults are upgrades, in
+    selftests/test_upgrades.py): each check is one an upgrade there expects to fail."""
+    import re
+
+    from criobe_verify.check_catalog import CheckCatalog
+
+    upgrades = (Path(__file__).parent / "test_upgrades.py").read_text()
+    expected = set(re.findall(r'expect_only\(\s*summary,\s*"(regression/[a-z-]+)"', upgrades))
+    expected |= set(re.findall(r'also=\{"(regression/[a-z-]+)"', upgrades))
+    ids = {c.check_id for c in CheckCatalog.read().checks if c.check_id.startswith("regression/")}
+    assert len(ids) == 5 and ids <= expected, sorted(ids - expected)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from selftests import PROJECT_ROOT
 from selftests.twin import Twin
 
 pytestmark = pytest.mark.twin
@@ -101,9 +102,9 @@ def _key(twin: Twin) -> str:
     return f"--baseline-key={twin.workdir / 'baseline.key'}"
 
 
-def record(twin: Twin, folder: Path, layers: tuple[str, ...]) -> dict:
+def record(twin: Twin, folder: Path, layers: tuple[str, ...], **suite) -> dict:
     """A baseline of the twin as it is (the suite's own run, as `criobe-verify baseline`)."""
-    summary = twin.suite(f"--record-baseline={folder}", _key(twin), layers=layers)
+    summary = twin.suite(f"--record-baseline={folder}", _key(twin), layers=layers, **suite)
     assert (folder / "baseline.json").is_file(), summary["output"]
     return json.loads((folder / "baseline.json").read_text())
 
@@ -120,16 +121,20 @@ def failed_regression(summary: dict) -> dict[str, str]:
     }
 
 
-def expect_only(summary: dict, check: str, *tokens: str) -> None:
-    """Exactly `check` of the regression layer fails, naming what changed; every other
-    regression check ran (passed or skipped for a stated reason)."""
+def expect_only(summary: dict, check: str, *tokens: str, also: dict | None = None) -> None:
+    """Exactly `check` (and the checks of `also`: check → tokens) of the regression layer
+    fails, naming what changed; every other regression check ran."""
     regression = {c: e for c, e in summary["checks"].items() if e["layer"] == "regression"}
     assert set(regression) == set(REGRESSION), sorted(regression)
     failed = failed_regression(summary)
-    assert set(failed) == {check}, f"expected only {check} to fail: {failed}\n{summary['output']}"
-    print(f"{check}: {failed[check]}")  # the message, for the log of a -s run
-    missing = [t for t in tokens if t not in failed[check]]
-    assert not missing, f"{check} did not name {missing}:\n{failed[check]}"
+    expected = {check: tokens, **(also or {})}
+    assert set(failed) == set(expected), (
+        f"expected only {sorted(expected)} to fail: {failed}\n{summary['output']}"
+    )
+    for name, said in expected.items():
+        print(f"{name}: {failed[name]}")  # the message, for the log of a -s run
+        missing = [t for t in said if t not in failed[name]]
+        assert not missing, f"{name} did not name {missing}:\n{failed[name]}"
 
 
 def upgrade(
@@ -141,7 +146,7 @@ def upgrade(
     **suite,
 ) -> dict:
     """Baseline, upgrade, the run with --baseline, revert (also when the run fails)."""
-    record(twin, tmp_path / "before", layers)
+    record(twin, tmp_path / "before", layers, **suite)
     try:
         apply()
         return after(twin, tmp_path / "before", layers, **suite)
@@ -232,6 +237,30 @@ def test_a_coral_function_three_times_slower_is_named_with_its_ratio(twin, lab, 
     finally:
         twin.restore_functions(fn)
     expect_only(summary, "regression/latency-as-before", f"{fn} p50 ", "(×")
+
+
+def test_a_function_now_over_its_budget_flips_a_policy_check(twin, lab, tmp_path):
+    """pth-yolo-gridcorners redeployed sleeping 2.8 s per call (CPU budget 2.5 s): the
+    latency layer's budget check (policy) passed in the baseline and fails now, and the
+    median is far slower: two regressions, both named (three calls each run, to be quick)."""
+    fn = "pth-yolo-gridcorners"
+    profile = (PROJECT_ROOT / "profiles" / "twin.toml").read_text()
+    quick = profile.replace("calls = 10\nwarmup = 2", "calls = 3\nwarmup = 0")
+    assert quick != profile
+    summary = upgrade(
+        twin,
+        tmp_path,
+        ("latency",),
+        lambda: twin.redeploy(fn, env={"CRIOBE_TWIN_DELAY_S": "2.8"}),
+        lambda: twin.restore_functions(fn),
+        profile_text=quick,
+    )
+    expect_only(
+        summary,
+        "regression/policy-checks-still-pass",
+        f"latency/within-budget[{fn}] passed → failed",
+        also={"regression/latency-as-before": (f"{fn} p50 ",)},
+    )
 
 
 # --- a new bridge image ---------------------------------------------------------------------

@@ -133,6 +133,13 @@ def _flip(c: Change) -> str:
     return f"{c.check} {c.before} → {c.after}" + (f" ({c.finding})" if c.finding else "")
 
 
+def _finding(subject: str, what: str, lines: list[str], **said: str) -> Diagnosis | None:
+    """N items found (`what` after the count), listed; None when there are none."""
+    if not lines:
+        return None
+    return Diagnosis(subject, f"{len(lines)} {what}", observed=_listed(lines), **said)
+
+
 @dataclass(frozen=True)
 class Regression:
     """The comparison of the baseline with this run, as the regression checks ask it."""
@@ -170,13 +177,10 @@ class Regression:
         )
 
     def data_lost(self) -> Diagnosis | None:
-        lost = self.comparison.data_lost
-        if not lost:
-            return None
-        return Diagnosis(
+        return _finding(
             "CVAT",
-            f"{len(lost)} item(s) of the lab's data lost or changed since the baseline",
-            observed=_listed([d.line for d in lost]),
+            "item(s) of the lab's data lost or changed since the baseline",
+            [d.line for d in self.comparison.data_lost],
             expected="every project, task, job and webhook of the baseline still there with "
             "the same labels, size, annotation counts, geometry and frames",
             consequence="the lab's annotations or automation did not survive the upgrade",
@@ -185,13 +189,10 @@ class Regression:
         )
 
     def risky_drift(self) -> Diagnosis | None:
-        risky = self.comparison.risky
-        if not risky:
-            return None
-        return Diagnosis(
+        return _finding(
             "the stack's configuration",
-            f"{len(risky)} risky change(s) since the baseline",
-            observed=_listed([d.line for d in risky]),
+            "risky change(s) since the baseline",
+            [d.line for d in self.comparison.risky],
             expected="the configuration the baseline recorded, for the settings the profile's "
             "[baseline] risky names",
             consequence="a setting the CRIOBE stack depends on changed in the upgrade",
@@ -215,13 +216,10 @@ class Regression:
         return out
 
     def slower(self) -> Diagnosis | None:
-        found = self.slowdowns()
-        if not found:
-            return None
-        return Diagnosis(
+        return _finding(
             "this run",
-            f"{len(found)} timing(s) much slower than in the baseline",
-            observed=_listed(found),
+            "timing(s) much slower than in the baseline",
+            self.slowdowns(),
             expected=f"a function's median call under {LATENCY_RATIO:g}× the baseline's (or "
             f"less than {LATENCY_FLOOR_S * 1000:.0f} ms more), an e2e stage under "
             f"{STAGE_RATIO:g}× (or less than {STAGE_FLOOR_S:g} s more)",

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from selftests import PROJECT_ROOT
+from selftests.test_baseline import lab_project
 from selftests.twin import Twin
 
 pytestmark = pytest.mark.twin
@@ -52,50 +53,23 @@ def twin(tmp_path_factory) -> Twin:
 @pytest.fixture
 def lab(tmp_path: Path, twin: Twin) -> Iterator[Lab]:
     """A lab's data as a lab makes it (cvat-sdk): a project with a label, two tasks of one
-    image, a webhook on the project to the bridge; removed at the end (project and webhook)."""
-    from cvat_sdk import make_client
-    from cvat_sdk.core.proxies.tasks import ResourceType
-
-    from selftests import test_cvat_conformance as conformance
-    from selftests.cvat_replay import jpeg
-
-    conformance.ensure_admin()
-    image = tmp_path / "reef.jpg"
-    image.write_bytes(jpeg(320, 240))
-    with make_client(
-        "http://localhost", port=8080, credentials=("admin", conformance.ADMIN_PASSWORD)
-    ) as client:
-        project = client.projects.create(
-            {"name": "upgrade lab data", "labels": [{"name": "Acropora", "type": "polygon"}]}
-        )
-        try:
-            tasks = [
-                client.tasks.create_from_data(
-                    spec={"name": f"reef 2024 quadrat {n}", "project_id": project.id},
-                    resources=[image],
-                    resource_type=ResourceType.LOCAL,
-                )
-                for n in (1, 2)
-            ]
-            with twin.cvat() as cvat:
-                r = cvat.post(
-                    "/api/webhooks",
-                    json={
-                        "target_url": "http://bridge.gateway:8000/test-webhook",
-                        "events": ["update:job"],
-                        "type": "project",
-                        "project_id": project.id,
-                        "content_type": "application/json",
-                        "is_active": True,
-                    },
-                )
-                assert r.status_code == 201, r.text
-                hook = r.json()["id"]
-            yield Lab(project.id, tasks[0].id, tasks[1].id, hook)
-        finally:
-            with twin.cvat() as cvat:
-                cvat.delete(f"/api/webhooks/{hook}")
-            project.remove()
+    image, a webhook on the project to the bridge; removed at the end."""
+    with lab_project(tmp_path, "upgrade lab data", tasks=2) as (project, tasks):
+        with twin.cvat() as cvat:
+            r = cvat.post(
+                "/api/webhooks",
+                json={
+                    "target_url": "http://bridge.gateway:8000/test-webhook",
+                    "events": ["update:job"],
+                    "type": "project",
+                    "project_id": project.id,
+                    "content_type": "application/json",
+                    "is_active": True,
+                },
+            )
+            assert r.status_code == 201, r.text
+        yield Lab(project.id, tasks[0].id, tasks[1].id, r.json()["id"])
+        # The webhook goes with its project (ON DELETE CASCADE, as in CVAT).
 
 
 def _key(twin: Twin) -> str:

@@ -2,6 +2,7 @@
 
     criobe-verify baseline before/ --profile lab.toml     # a normal run that also writes it
     criobe-verify compare before/ after/                   # criobe_verify/compare.py
+    criobe-verify --baseline before/ --profile lab.toml    # the regression layer (regression.py)
 
 `criobe-verify baseline DIR` runs the suite as usual (reports in --reports) and writes
 DIR/baseline.json, JSON, `format_version` 1:

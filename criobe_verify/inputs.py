@@ -30,7 +30,7 @@ from criobe_verify import input_files
 from criobe_verify.bad_input import InputError, did_you_mean
 from criobe_verify.check_catalog import CheckCatalog
 from criobe_verify.docker_endpoint import DockerEndpoint
-from criobe_verify.layers import LAYER_NAMES, OPT_IN
+from criobe_verify.layers import DEFAULT_LAYERS, LAYER_NAMES
 from criobe_verify.paths import PROFILES_DIR, inside_installed_package
 from criobe_verify.profile import Profile, load_profile
 from criobe_verify.waivers import check_waiver_targets
@@ -90,7 +90,7 @@ def layers(values: Sequence[str], option: str = "--layer") -> tuple[str, ...]:
     for name in chosen:
         _choice(option, name, LAYER_NAMES, "layer")
     if option == "--layer":
-        return tuple(chosen) or tuple(n for n in LAYER_NAMES if n not in OPT_IN)
+        return tuple(chosen) or DEFAULT_LAYERS
     return tuple(chosen)
 
 

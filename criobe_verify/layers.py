@@ -51,6 +51,8 @@ LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
 # Layers a run has only when asked: regression compares with a baseline (--baseline DIR), so a
 # run without one neither selects it by default nor counts it as left unverified.
 OPT_IN: tuple[str, ...] = ("regression",)
+# What a run selects when --layer is not given.
+DEFAULT_LAYERS: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n not in OPT_IN)
 # Layers the gate never skips: regression reports what failed below it (a check that passed
 # in the baseline and fails now is exactly its finding), so a failure below cannot hide it.
 UNGATED: tuple[str, ...] = ("regression",)

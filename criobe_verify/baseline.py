@@ -2,6 +2,7 @@
 
     criobe-verify baseline before/ --profile lab.toml     # a normal run that also writes it
     criobe-verify compare before/ after/                   # criobe_verify/compare.py
+    criobe-verify --baseline before/ --profile lab.toml    # the regression layer (regression.py)
 
 `criobe-verify baseline DIR` runs the suite as usual (reports in --reports) and writes
 DIR/baseline.json, JSON, `format_version` 1:
@@ -52,8 +53,8 @@ EXPECTED = "a baseline folder (criobe-verify baseline DIR), its baseline.json, o
 
 
 class BaselineInputError(InputError):
-    """An input `compare` cannot read: one line, the input, the problem, what was expected,
-    the fix."""
+    """An input `compare` (or `--baseline`) cannot read; str() is one line: the input, the
+    problem, what was expected, the fix (a run's --baseline names the option with it)."""
 
 
 def _fail(source: Path | str, problem: str, fix: str) -> BaselineInputError:

@@ -7,6 +7,7 @@
     criobe-verify cleanup [--dry-run]      # what interrupted runs left in CVAT
     criobe-verify baseline before/ [--baseline-key FILE] [--overwrite] [run options]
                                            # a run that also writes before/baseline.json
+    criobe-verify --baseline before/       # after an upgrade: the regression layer too
     criobe-verify compare before/ after/ [--html PATH] [--profile FILE]   # no stack needed
     criobe-verify github-summary reports/summary.json   # job summary and annotations (Actions)
 
@@ -56,7 +57,7 @@ def report_args(reports: Path) -> list[str]:
 VALUE_OPTIONS = (
     "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--require", "--gateway-ip",
     "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
-    "--record-baseline", "--baseline-key",
+    "--record-baseline", "--baseline-key", "--baseline",
 )  # fmt: skip
 
 

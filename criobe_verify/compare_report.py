@@ -129,6 +129,14 @@ def html_page(c: Comparison) -> str:
         f'<div style="border-left:6px solid {colour};padding:6px 12px"><h2 style="color:'
         f'{colour};margin:0">{e(c.headline)}</h2><p>exit code {c.exit_code}</p></div>',
     ]
+    parts += _sections_html(c)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _sections_html(c: Comparison, level: str = "h3") -> list[str]:
+    e = html.escape
+    parts = []
     if c.drift is None:
         parts.append(f"<p>{e(_not_compared(c))}</p>")
     if c.data is None:
@@ -136,7 +144,7 @@ def html_page(c: Comparison) -> str:
     if c.answers is None:
         parts.append(f"<p>{e(_answers_not_compared(c))}</p>")
     for title, header, rows in sections(c):
-        parts.append(f"<h3>{e(title)} ({len(rows)})</h3>")
+        parts.append(f"<{level}>{e(title)} ({len(rows)})</{level}>")
         if rows:
             parts.append(
                 "<table><tr>"
@@ -145,5 +153,19 @@ def html_page(c: Comparison) -> str:
                 + "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>" for r in rows)
                 + "</table>"
             )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
+
+
+def before_after_html(c: Comparison) -> list[str]:
+    """The run report's "Before / after" section (--baseline): the same sections as the
+    compare page, under the comparison's headline."""
+    e = html.escape
+    colour = COLOURS.get(c.exit_code, "#333")
+    return [
+        f'<div id="criobe-before-after" style="border-left:6px solid {colour};padding:6px 12px;'
+        f'margin:8px 0"><h2 style="margin:0">Before / after</h2>'
+        f"<p>BEFORE: {e(c.before.source)} ({e(c.before.label)})<br>AFTER: this run</p>"
+        f'<p style="color:{colour}"><b>{e(c.headline)}</b></p>',
+        *_sections_html(c, "h4"),
+        "</div>",
+    ]

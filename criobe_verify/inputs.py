@@ -30,7 +30,7 @@ from criobe_verify import input_files
 from criobe_verify.bad_input import InputError, did_you_mean
 from criobe_verify.check_catalog import CheckCatalog
 from criobe_verify.docker_endpoint import DockerEndpoint
-from criobe_verify.layers import LAYER_NAMES
+from criobe_verify.layers import DEFAULT_LAYERS, LAYER_NAMES
 from criobe_verify.paths import PROFILES_DIR, inside_installed_package
 from criobe_verify.profile import Profile, load_profile
 from criobe_verify.waivers import check_waiver_targets
@@ -79,19 +79,46 @@ def _choice(option: str, value: Any, choices: Sequence[str], what: str) -> None:
 
 def layers(values: Sequence[str], option: str = "--layer") -> tuple[str, ...]:
     """--layer or --require (repeatable, comma-separated) as layer names, in the order given;
-    --layer's default is every layer.
+    --layer's default is every layer but the opt-in ones (regression: --baseline adds it).
 
     >>> layers(["host", "ports,network"])
     ('host', 'ports', 'network')
     >>> layers([], "--require")
     ()
+    >>> "regression" in layers([])
+    False
     """
     chosen = [name for value in values for name in value.split(",") if name]
     for name in chosen:
         _choice(option, name, LAYER_NAMES, "layer")
     if option == "--layer":
-        return tuple(chosen) or LAYER_NAMES
+        return tuple(chosen) or DEFAULT_LAYERS
     return tuple(chosen)
+
+
+def _regression(
+    option: Option, chosen: tuple[str, ...], required: tuple[str, ...]
+) -> tuple[str, ...]:
+    """--baseline DIR: readable as a baseline (or a summary.json) before anything runs, and
+    the regression layer added to the layers the run selects (it compares whatever ran)."""
+    from criobe_verify.baseline import BaselineInputError, load_run
+
+    value = option("--baseline")
+    if value is None:
+        for name, given in (("--layer", chosen), ("--require", required)):
+            if "regression" in given:
+                raise InputError(
+                    f"{name} regression",
+                    "compares this run with a baseline, and none was given",
+                    "--baseline DIR (a folder `criobe-verify baseline DIR` wrote)",
+                    "add --baseline DIR, or leave the regression layer out",
+                )
+        return chosen
+    try:
+        load_run(value)
+    except BaselineInputError as exc:
+        raise InputError(f"--baseline {value}", exc.problem, exc.expected, exc.fix) from None
+    return chosen if "regression" in chosen else (*chosen, "regression")
 
 
 def stack_timeout(value: Any) -> float:
@@ -298,5 +325,6 @@ def validate(option: Option, environ: Mapping[str, str], own_checks: bool = Fals
     if mode == "up":
         input_files.stack_checkout(option("--stack-dir"))
     samples = _samples(option)
+    chosen = _regression(option, chosen, required)
     _outputs(option)
     return RunInputs(profile, chosen, timeout, docker, samples, required)

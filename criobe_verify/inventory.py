@@ -448,6 +448,14 @@ def _part(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> lis
     return out
 
 
+# A sampled job's field, and where its reading says why it could not be read.
+UNREADABLE = {
+    "counts": "annotations_unavailable",
+    "geometry": "annotations_unavailable",
+    "frame_sha256": "frame_unavailable",
+}
+
+
 def _sample(before: Mapping[str, Any], after: Mapping[str, Any], jobs_after) -> list[DataChange]:
     out = []
     sampled_after = after.get("jobs") or {}
@@ -460,7 +468,12 @@ def _sample(before: Mapping[str, Any], after: Mapping[str, Any], jobs_after) -> 
             continue
         for field, label in (("counts", "annotations"), ("geometry", "geometry"),
                              ("frame_sha256", f"frame {a.get('frame')}")):  # fmt: skip
-            if field not in a or field not in b:
+            why = b.get(UNREADABLE[field])
+            if field in a and field not in b and why:
+                # Read before, refused now by a CVAT that answers: what a lab sees as a task
+                # whose frames no longer load (cvat-ai/cvat#7504), not a gap in the reading.
+                out.append(DataChange(f"job {key} {label} no longer loads: {why}", True))
+            elif field not in a or field not in b:
                 missing = "BEFORE" if field not in a else "AFTER"
                 out.append(DataChange(f"job {key} {label} not compared: {missing} could not "
                                       "read it", False))  # fmt: skip

@@ -45,8 +45,17 @@ LAYERS: tuple[Layer, ...] = (
     Layer("latency", "per-function latency against budgets", 1),
     Layer("webhooks", "CVAT webhooks to the bridge deliver 200", 4),
     Layer("e2e", "webhook-to-annotation pipeline", 2),
+    Layer("regression", "after an upgrade: the run against --baseline DIR (flips, data, drift)", 4),
 )
 LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
+# Layers a run has only when asked: regression compares with a baseline (--baseline DIR), so a
+# run without one neither selects it by default nor counts it as left unverified.
+OPT_IN: tuple[str, ...] = ("regression",)
+# What a run selects when --layer is not given.
+DEFAULT_LAYERS: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n not in OPT_IN)
+# Layers the gate never skips: regression reports what failed below it (a check that passed
+# in the baseline and fails now is exactly its finding), so a failure below cannot hide it.
+UNGATED: tuple[str, ...] = ("regression",)
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 
 
@@ -56,6 +65,8 @@ def blocking_reason(layer: str, failures: Iterable[tuple[str, str]]) -> str | No
     first: dict[str, str] = {}
     for failed_layer, check_id in failures:
         first.setdefault(failed_layer, check_id)
+    if layer in UNGATED:
+        return None
     for lower in LAYER_NAMES[: LAYER_INDEX[layer]]:
         if lower in first:
             return f"{lower}{GATE_SKIP}{first[lower]}"

@@ -37,6 +37,7 @@ pytest_plugins = [
     "criobe_verify.fixtures.prefetch",
     "criobe_verify.fixtures.report",
     "criobe_verify.fixtures.baseline",
+    "criobe_verify.fixtures.regression",
 ]
 
 ACTIVE = pytest.StashKey[bool]()
@@ -196,6 +197,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="also write the run's baseline (checks, timings, the stack's fingerprint) into "
         "DIR/baseline.json, for `criobe-verify compare` (what `criobe-verify baseline DIR` does)",
+    )
+    group.addoption(
+        "--baseline",
+        default=None,
+        metavar="DIR",
+        help="after an upgrade: compare this run with the baseline `criobe-verify baseline DIR` "
+        "wrote before it (the regression layer: flips, the lab's data, drift, latency)",
     )
     group.addoption(
         "--baseline-key",

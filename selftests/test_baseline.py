@@ -9,7 +9,10 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -218,10 +221,10 @@ STATIC_LAYERS = (
 )  # fmt: skip
 
 
-@pytest.fixture
-def lab_data(tmp_path):
+@contextmanager
+def lab_project(folder: Path, name: str, tasks: int = 1) -> Iterator[tuple[Any, list[Any]]]:
     """A lab's data in the twin's CVAT, as a lab makes it with cvat-sdk: a project with a
-    label and a task of one image (its job), deleted at the end."""
+    label and `tasks` tasks of one image each (a job each), the project deleted at the end."""
     from cvat_sdk import make_client
     from cvat_sdk.core.proxies.tasks import ResourceType
 
@@ -229,23 +232,35 @@ def lab_data(tmp_path):
     from selftests.cvat_replay import jpeg
 
     conformance.ensure_admin()
-    image = tmp_path / "reef.jpg"
+    image = folder / "reef.jpg"
     image.write_bytes(jpeg(320, 240))
     with make_client(
         "http://localhost", port=8080, credentials=("admin", conformance.ADMIN_PASSWORD)
     ) as client:
         project = client.projects.create(
-            {"name": "baseline lab data", "labels": [{"name": "Acropora", "type": "polygon"}]}
+            {"name": name, "labels": [{"name": "Acropora", "type": "polygon"}]}
         )
         try:
-            task = client.tasks.create_from_data(
-                spec={"name": "reef 2024 quadrat 1", "project_id": project.id},
-                resources=[image],
-                resource_type=ResourceType.LOCAL,
+            yield (
+                project,
+                [
+                    client.tasks.create_from_data(
+                        spec={"name": f"reef 2024 quadrat {n}", "project_id": project.id},
+                        resources=[image],
+                        resource_type=ResourceType.LOCAL,
+                    )
+                    for n in range(1, tasks + 1)
+                ],
             )
-            yield task
         finally:
             project.remove()
+
+
+@pytest.fixture
+def lab_data(tmp_path):
+    """The baseline's lab data: a project and a task of one image (its job)."""
+    with lab_project(tmp_path, "baseline lab data") as (_, (task,)):
+        yield task
 
 
 @pytest.mark.twin

@@ -5,7 +5,7 @@ run where everything ran (the twin's) still reads "every check passed"."""
 from __future__ import annotations
 
 from criobe_verify.coverage import unverified
-from criobe_verify.layers import LAYER_NAMES
+from criobe_verify.layers import DEFAULT_LAYERS
 from criobe_verify.verdict import Verdict, guide_table
 
 SAMPLE_SKIP = "no --sample-image given: real models may find nothing on the synthetic quadrat"
@@ -21,7 +21,7 @@ def _entry(outcome: str, layer: str, message: str = "", **more) -> dict:
 def real_stack_without_sample() -> dict[str, dict]:
     """A real profile's run without --sample-image: every layer ran but the e2e run and the
     accuracy check skipped, and the profile's unused three-stage workflow skipped by choice."""
-    checks = {f"{layer}/ok": _entry("passed", layer) for layer in LAYER_NAMES if layer != "e2e"}
+    checks = {f"{layer}/ok": _entry("passed", layer) for layer in DEFAULT_LAYERS if layer != "e2e"}
     checks["inference/accurate-on-sample[pth-yolo]"] = _entry(
         "skipped", "inference", SAMPLE_SKIP, kind="policy"
     )
@@ -48,7 +48,7 @@ def test_a_run_with_skipped_layers_names_them_with_why_and_splits_its_counts():
 
 
 def test_a_run_where_everything_ran_claims_every_check_and_names_nothing():
-    checks = {f"{layer}/ok": _entry("passed", layer) for layer in LAYER_NAMES}
+    checks = {f"{layer}/ok": _entry("passed", layer) for layer in DEFAULT_LAYERS}
     checks["ports/internal-port-not-public[8070]"] = _entry("waived", "ports", kind="policy")
     v = Verdict.of(checks, absent={})
     assert v.headline == "every check passed (12 passed, 1 waived, 0 skipped, 0 not run)"
@@ -57,7 +57,7 @@ def test_a_run_where_everything_ran_claims_every_check_and_names_nothing():
 
 def test_a_layer_not_selected_is_said_as_the_users_choice():
     checks = {"host/ok": _entry("passed", "host")}
-    absent = {layer: "not selected: --layer" for layer in LAYER_NAMES if layer != "host"}
+    absent = {layer: "not selected: --layer" for layer in DEFAULT_LAYERS if layer != "host"}
     v = Verdict.of(checks, absent=absent)
     assert v.status == "works"
     assert v.headline.endswith(

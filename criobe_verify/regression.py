@@ -15,12 +15,7 @@ timings). Each check reads one part of it:
 | regression/lab-data-survived | functional | a project, task, job or webhook of the baseline is gone, or its labels, size, annotation counts, geometry or frame changed |
 | regression/configuration-as-before | policy | a fingerprint difference the profile's `[baseline] risky` names |
 | regression/latency-as-before | policy | a function's median call, or an e2e stage, much slower than in the baseline (the rule below) |
-
-A sixth, regression/functions-answer-as-before (each function's answers on the baseline's
-images within the profile's tolerances), comes with the slice that keeps the functions'
-answers in the baseline and compares them (`Comparison.answers`): a method here built as
-`data_lost` is (its finding as a Diagnosis, None when nothing changed) and a check in
-tests/test_regression.py beside the others (its place is marked there).
+| regression/functions-answer-as-before | functional | a function answers an image of the baseline otherwise than it did, beyond the profile's [inference] golden tolerances (criobe_verify/answer_drift.py): a changed model or image, even when the answer still follows the contract |
 
 Latency. Ten calls make a p95 that is the slowest call or nearly: one neighbour's burst, one
 collection pause moves it, and a healthy stack restarted would read "slower". The median of
@@ -44,7 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from criobe_verify.baseline import Run, e2e_of, latency_of
+from criobe_verify.answer_drift import Tolerances
+from criobe_verify.baseline import Run, answers_of, e2e_of, latency_of
 from criobe_verify.compare import Change, Comparison, Timing, compare
 from criobe_verify.compare_report import cell
 from criobe_verify.diagnosis import Diagnosis
@@ -97,6 +93,7 @@ def after_run(
         e2e_of(results),
         fingerprint,
         inventory,
+        answers_of(results),
     )
 
 
@@ -108,6 +105,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "e2e": run.e2e,
         "fingerprint": run.fingerprint,
         "inventory": run.inventory,
+        "answers": run.answers,
     }
 
 
@@ -121,6 +119,7 @@ def run_from_dict(data: Mapping[str, Any]) -> Run:
         data.get("e2e") or {},
         data.get("fingerprint"),
         data.get("inventory"),
+        data.get("answers") or {},
     )
 
 
@@ -155,8 +154,9 @@ class Regression:
         baseline: str,
         risky: tuple[str, ...] = (),
         ignore: tuple[str, ...] = (),
+        tolerances: Tolerances | None = None,
     ) -> Regression:
-        return cls(compare(without_layer(before), after, risky, ignore), baseline)
+        return cls(compare(without_layer(before), after, risky, ignore, tolerances), baseline)
 
     def flipped(self, kind: str) -> Diagnosis | None:
         """Checks of `kind` (functional or policy) that passed in the baseline and do not now."""
@@ -187,6 +187,25 @@ class Regression:
             fix="stop annotating; restore CVAT's volumes from the backup taken before the "
             "upgrade (README: Before an upgrade), or repair the named objects",
         )
+
+    def answers_changed(self) -> Diagnosis | None:
+        return _finding(
+            "the functions",
+            "answer(s) on the baseline's images changed beyond the profile's tolerances",
+            [a.line for a in self.comparison.answers if a.finding],
+            expected="each function answering the baseline's images as it did, within "
+            "[inference] golden_tolerance_px, golden_iou_min and golden_image_changed_max",
+            consequence="the model or its image changed in the upgrade: the lab's annotations "
+            "from now on differ from those made before it",
+            fix="compare the function's image and weights in the report's drift; redeploy the "
+            "model the lab validated, or, when the new one is meant, validate it on the lab's "
+            "photos (--sample-image, --ground-truth) and record a new baseline",
+        )
+
+    def answers_compared(self) -> bool:
+        """Whether both sides hold answers of some function on some image."""
+        before, after = self.comparison.before.answers, self.comparison.after.answers
+        return any(set(before.get(fn) or {}) & set(after.get(fn) or {}) for fn in before)
 
     def risky_drift(self) -> Diagnosis | None:
         return _finding(

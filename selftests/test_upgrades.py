@@ -32,6 +32,7 @@ REGRESSION = (
     "regression/lab-data-survived",
     "regression/configuration-as-before",
     "regression/latency-as-before",
+    "regression/functions-answer-as-before",
 )
 
 
@@ -211,6 +212,31 @@ def test_a_coral_function_three_times_slower_is_named_with_its_ratio(twin, lab, 
     finally:
         twin.restore_functions(fn)
     expect_only(summary, "regression/latency-as-before", f"{fn} p50 ", "(×")
+
+
+def test_a_gridcorners_image_whose_corners_moved_4_px_is_named(twin, lab, tmp_path):
+    """pth-yolo-gridcorners redeployed answering every corner 4 px to the right (its
+    `moved-4px` knob: a new model that still follows the contract). The inference layer
+    alone: functions-answer-as-before names each corner with both positions; the twin's own
+    golden check flips with it, since the twin's golden is the same answers (a lab's stack has
+    no such golden: there the answer check alone sees it)."""
+    fn = "pth-yolo-gridcorners"
+
+    def moved() -> None:
+        twin.redeploy(fn, env={"CRIOBE_TWIN_FAULT": "moved-4px"})
+
+    summary = upgrade(twin, tmp_path, ("inference",), moved, lambda: twin.restore_functions(fn))
+    expect_only(
+        summary,
+        "regression/functions-answer-as-before",
+        f"{fn} on ",
+        "corner 1 ",
+        "moved 4.0 px > 2 px",
+        "golden_tolerance_px",
+        also={
+            "regression/checks-still-pass": (f"inference/matches-golden[{fn}] passed → failed",),
+        },
+    )
 
 
 def test_a_function_now_over_its_budget_flips_a_policy_check(twin, lab, tmp_path):

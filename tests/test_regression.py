@@ -55,5 +55,10 @@ def test_latency_is_as_before(regression):
     expect(slower is None, lambda: slower)
 
 
-# regression/functions-answer-as-before: each function's answers on the baseline's images
-# within the profile's tolerances, from `regression.comparison.answers` (another slice).
+@check("regression/functions-answer-as-before")
+def test_functions_answer_as_before(regression):
+    if not regression.answers_compared():
+        pytest.skip("no function answered an image of the baseline in both runs (an older "
+                    "baseline, or the inference layer not selected)")  # fmt: skip
+    changed = regression.answers_changed()
+    expect(changed is None, lambda: changed)

@@ -55,7 +55,7 @@ def report_args(reports: Path) -> list[str]:
 # (rootdir PATH, no conftest, "unrecognized arguments"): pass them as `--opt=value`.
 VALUE_OPTIONS = (
     "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--require", "--gateway-ip",
-    "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
+    "--stack-timeout", "--lease-wait", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
     "--record-baseline", "--baseline-key",
 )  # fmt: skip
 

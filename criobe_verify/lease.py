@@ -14,7 +14,8 @@ creation order, so the live lease with the lowest id holds the stack and the oth
 behind it, first come first served, without a compare-and-set CVAT does not offer. The run
 renews its lease every HEARTBEAT_S (a PATCH, which moves the project's `updated_date`) and
 deletes it at the end; a run killed with SIGKILL stops renewing, and its lease expires TTL_S
-after its last renewal. Ages are read on CVAT's clock alone (`updated_date` against the
+after its last renewal, or at once for a run on the same host whose process is gone (the
+lease names host and pid: a CI job's `criobe-verify cleanup` step after a killed run). Ages are read on CVAT's clock alone (`updated_date` against the
 answer's Date header), so two machines' clocks need not agree.
 
 `criobe-verify cleanup` skips a prefix whose lease is live, saying so, and removes an
@@ -86,7 +87,29 @@ class Lease:
         return (now - self.renewed).total_seconds()
 
     def live(self, now: datetime) -> bool:
-        return self.age_s(now) <= self.ttl_s
+        """Renewed within its TTL, and not known dead: a run on this host whose process is
+        gone (SIGKILL) frees the stack at once instead of TTL_S later."""
+        return self.age_s(now) <= self.ttl_s and not self.dead_here()
+
+    def dead_here(self) -> bool:
+        """Its run was on this host and its process is gone. Another host's is judged by its
+        renewals alone; a reused pid reads as alive, which only makes the lease wait its TTL.
+
+        >>> at = datetime(2026, 12, 7, 5, 0, 0, tzinfo=UTC)
+        >>> Lease(7, "p", socket.gethostname(), os.getpid(), 120, at).dead_here()
+        False
+        >>> Lease(7, "p", "elsewhere", 2**22 + 1, 120, at).dead_here()
+        False
+        """
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's process: alive
+            return False
+        return False
 
     def holder(self, now: datetime) -> str:
         """
@@ -187,8 +210,14 @@ class RunLease:
     lease.release()
     """
 
-    def __init__(self, http: httpx.Client, prefix: str, ttl_s: int = TTL_S) -> None:
-        self.http, self.prefix, self.ttl_s = http, prefix, ttl_s
+    def __init__(
+        self,
+        http: httpx.Client,
+        prefix: str,
+        ttl_s: int = TTL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.http, self.prefix, self.ttl_s, self.heartbeat_s = http, prefix, ttl_s, heartbeat_s
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.project_id: int | None = None
         self._stop = threading.Event()
@@ -249,7 +278,7 @@ class RunLease:
 
     def _renew(self) -> None:
         beat = 0
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(self.heartbeat_s):
             beat += 1
             try:
                 self.http.patch(

@@ -38,13 +38,14 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from criobe_verify.diagnosis import Diagnosis
-from criobe_verify.waiting import wait_until
+from criobe_verify.waiting import Stopwatch, WaitTimeout, wait_until
 
 log = logging.getLogger("criobe_verify")
 
 SUFFIX = "-lease"
 TTL_S = 120  # a lease not renewed for this long belongs to a run that died
 HEARTBEAT_S = 20  # several renewals per TTL: one slow answer does not expire a live run
+PROGRESS_S = 30  # how often a waiting run says so
 WAIT_S = 1800  # how long a run waits for the runs ahead of it (a whole run, e2e included)
 _TEXT = re.compile(r"^criobe-verify lease host=(?P<host>\S+) pid=(?P<pid>\d+) ttl=(?P<ttl>\d+)")
 # The run prefix (cleanup.RUN_PREFIX) of a lease's project name.
@@ -224,7 +225,12 @@ class RunLease:
         # The heartbeat runs beside the checks, on the same client (httpx's is thread-safe).
         self._beats: threading.Thread | None = None
 
-    def take(self, wait_s: float = WAIT_S, say: Callable[[str], None] = log.warning) -> list[str]:
+    def take(
+        self,
+        wait_s: float = WAIT_S,
+        say: Callable[[str], None] = log.warning,
+        progress_s: float = PROGRESS_S,
+    ) -> list[str]:
         """Create the lease, renew it from now on, and wait until no live lease is ahead of
         it; returns whom it waited for (empty when the stack was free)."""
         answer = self.http.post(
@@ -240,6 +246,8 @@ class RunLease:
         self._beats = threading.Thread(target=self._renew, name="criobe-lease", daemon=True)
         self._beats.start()
         waited: list[str] = []
+        clock = Stopwatch()
+        progress = [0.0]  # when the wait last said how long it has waited
 
         def free() -> tuple[bool, str]:
             all_leases, now = list_leases(self.http)
@@ -248,12 +256,17 @@ class RunLease:
                 if lease.prefix not in waited:
                     waited.append(lease.prefix)
                     say(f"another run holds the stack: waiting for {lease.holder(now)}")
+            if ahead and clock.elapsed() - progress[0] >= progress_s:
+                progress[0] = clock.elapsed()
+                say(f"still waiting for {len(ahead)} run(s) ahead: {clock.elapsed():.0f} s of "
+                    f"at most {wait_s:.0f} s (--lease-wait)")  # fmt: skip
             return not ahead, "; ".join(lease.holder(now) for lease in ahead)
 
         def unready(how) -> Diagnosis:
             return Diagnosis(
                 "stack lease",
-                f"other runs still hold the stack after {how.timeout_s:.0f} s: {how.last}",
+                f"other runs still hold the stack after {how.timeout_s:.0f} s",
+                observed=how.last,
                 expected="the runs ahead of this one to finish (one run at a time)",
                 consequence="this run did not write to CVAT nor time the functions",
                 fix="run again when they end; a run that died frees the stack "
@@ -268,10 +281,16 @@ class RunLease:
                 interval=2,
                 backoff=1.5,
                 max_interval=10,
-                log_every=30,
+                log_every=PROGRESS_S,
                 unready=unready,
             )
-        except BaseException:  # ran out, or interrupted while waiting: hold nothing
+        except WaitTimeout as exc:
+            self.release()
+            say(f"gave up waiting for the stack after {wait_s:.0f} s: still held by "
+                f"{exc.diagnosis.observed if exc.diagnosis else exc}; "
+                f"fix: run again when it ends, or a longer --lease-wait")  # fmt: skip
+            raise
+        except BaseException:  # interrupted while waiting: hold nothing
             self.release()
             raise
         return waited

@@ -105,11 +105,15 @@ def test_the_second_run_waits_for_the_first_saying_whose_then_goes():
     cvat.on_list = lambda n: cvat.projects.pop(first) if n == 2 else None
     said: list[str] = []
     lease = RunLease(cvat.client(), B)
-    assert lease.take(wait_s=30, say=said.append) == [A]
-    assert said == [
+    assert lease.take(wait_s=30, say=said.append, progress_s=0) == [A]
+    assert said[0] == (
         f"another run holds the stack: waiting for run {A} (host ci-runner-7, pid 42, "
         "renewed 0 s ago)"
-    ]
+    )
+    assert said[1].startswith("still waiting for 1 run(s) ahead: ") and said[1].endswith(
+        "s of at most 30 s (--lease-wait)"
+    )
+    assert len(said) == 2  # the second look found the stack free
     lease.release()
 
 
@@ -121,17 +125,24 @@ def test_runs_queue_in_the_order_they_asked():
     said: list[str] = []
     with pytest.raises(WaitTimeout):
         RunLease(cvat.client(), C).take(wait_s=0.2, say=said.append)
-    assert [line.split("waiting for run ")[1][:35] for line in said] == [A, B]
+    waits = [line.split("waiting for run ")[1][:35] for line in said if "waiting for run" in line]
+    assert waits == [A, B]
 
 
 def test_a_wait_that_runs_out_says_so_in_one_diagnosis_and_leaves_no_lease():
     cvat = FakeCvat()
     cvat.add(*elsewhere(A))
+    said: list[str] = []
     with pytest.raises(WaitTimeout) as caught:
-        RunLease(cvat.client(), B).take(wait_s=0.5, say=lambda line: None)
+        RunLease(cvat.client(), B).take(wait_s=0.5, say=said.append)
+    assert said[-1].startswith(
+        f"gave up waiting for the stack after 0 s: still held by run {A} (host ci-runner-7"
+    ) and said[-1].endswith("fix: run again when it ends, or a longer --lease-wait")
+    assert "\n" not in said[-1]
     diagnosis = caught.value.diagnosis
     assert diagnosis is not None
-    assert f"other runs still hold the stack after 0 s: run {A} (host ci-runner-7" in str(diagnosis)
+    assert "other runs still hold the stack after 0 s" in str(diagnosis)
+    assert diagnosis.observed.startswith(f"run {A} (host ci-runner-7, pid 42")
     assert "run again when they end" in str(diagnosis)
     assert [lease.prefix for lease in leases(cvat.projects.values())] == [A]
 

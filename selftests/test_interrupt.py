@@ -168,12 +168,14 @@ def webhook_of(cvat: httpx.Client, prefix: str) -> bool:
     return any(h.get("description") == prefix for h in hooks)
 
 
-def job_completed(cvat: httpx.Client, task_name: str) -> bool:
+def job_in(cvat: httpx.Client, task_name: str, state: str) -> bool:
+    """Whether the job of the task so named is in this state (in progress: the run started
+    the stage; completed: the bridge's task webhook derives the next task)."""
     tasks = cvat.get("/api/tasks", params={"search": task_name}).json()["results"]
     for task in tasks:
         if task["name"] == task_name:
             jobs = cvat.get("/api/jobs", params={"task_id": task["id"]}).json()["results"]
-            return any(job["state"] == "completed" for job in jobs)
+            return any(job["state"] == state for job in jobs)
     return False
 
 
@@ -206,7 +208,10 @@ def test_sigterm_during_an_e2e_stage_leaves_nothing(tmp_path, cvat):
         run = Run(tmp_path, "e2e-sigterm", "e2e")
         started.append(run)
         prefix = run.lease_seen(cvat)
-        run.wait_for("the run's source task", lambda: task_named(cvat, f"{prefix}-task"))
+        run.wait_for(
+            "the corner stage started (the source job in progress)",
+            lambda: job_in(cvat, f"{prefix}-task", "in progress"),
+        )
         assert run.end(signal.SIGTERM) == 2, run.output()[-3000:]
         run.assert_reports_say_interrupted()
         nothing_left(cvat, prefix)
@@ -220,7 +225,9 @@ def test_sigkill_in_e2e_leaves_only_what_cleanup_removes(tmp_path, cvat):
         run = Run(tmp_path, "e2e-sigkill", "e2e")
         started.append(run)
         prefix = run.lease_seen(cvat)
-        run.wait_for("the source job completed", lambda: job_completed(cvat, f"{prefix}-task"))
+        run.wait_for(
+            "the source job completed", lambda: job_in(cvat, f"{prefix}-task", "completed")
+        )
         assert run.end(signal.SIGKILL) == -signal.SIGKILL
         wait_until(
             lambda: (task_named(cvat, f"{prefix}-task_warped"), "no warped task yet"),

@@ -47,18 +47,25 @@ TTL_S = 120  # a lease not renewed for this long belongs to a run that died
 HEARTBEAT_S = 20  # several renewals per TTL: one slow answer does not expire a live run
 PROGRESS_S = 30  # how often a waiting run says so
 WAIT_S = 1800  # how long a run waits for the runs ahead of it (a whole run, e2e included)
-_TEXT = re.compile(r"^criobe-verify lease host=(?P<host>\S+) pid=(?P<pid>\d+) ttl=(?P<ttl>\d+)")
+_TEXT = re.compile(
+    r"^criobe-verify lease host=(?P<host>\S+) pid=(?P<pid>\d+) ttl=(?P<ttl>\d+)(?: run=(?P<run>\S+))?"
+)
 # The run prefix (cleanup.RUN_PREFIX) of a lease's project name.
 _NAME = re.compile(r"^(?P<prefix>criobe-verify-\d{14}-[0-9a-f]{6})" + re.escape(SUFFIX) + "$")
 
 
-def lease_text(host: str, pid: int, ttl_s: int = TTL_S, beat: int = 0) -> str:
-    """What a lease project's bug_tracker holds (a renewal changes `beat`, so CVAT saves).
+def lease_text(host: str, pid: int, ttl_s: int = TTL_S, beat: int = 0, run: str = "") -> str:
+    """What a lease project's bug_tracker holds (a renewal changes `beat`, so CVAT saves);
+    `run` names the run when its pytest-xdist workers each hold a lease of their own.
 
-    >>> lease_text("ci-runner-3", 4242)
-    'criobe-verify lease host=ci-runner-3 pid=4242 ttl=120 beat=0'
+    >>> lease_text("ci-runner-3", 4242, run="criobe-verify-run-x1y2")
+    'criobe-verify lease host=ci-runner-3 pid=4242 ttl=120 run=criobe-verify-run-x1y2 beat=0'
     """
-    return f"criobe-verify lease host={host} pid={pid} ttl={ttl_s} beat={beat}"
+    return (
+        f"criobe-verify lease host={host} pid={pid} ttl={ttl_s}"
+        + (f" run={run}" if run else "")
+        + f" beat={beat}"
+    )
 
 
 def lease_name(prefix: str) -> str:
@@ -83,6 +90,11 @@ class Lease:
     pid: int
     ttl_s: int
     renewed: datetime  # the project's updated_date, CVAT's clock
+    run: str = ""  # the run it belongs to ("": its prefix's own, a run without workers)
+
+    @property
+    def run_id(self) -> str:
+        return self.run or self.prefix
 
     def age_s(self, now: datetime) -> float:
         return (now - self.renewed).total_seconds()
@@ -146,6 +158,7 @@ def parse(project: dict) -> Lease | None:
         int(text["pid"]),
         int(text["ttl"]),
         datetime.fromisoformat(str(project["updated_date"]).replace("Z", "+00:00")),
+        text["run"] or "",
     )
 
 
@@ -154,18 +167,36 @@ def leases(projects: Iterable[dict]) -> list[Lease]:
     return sorted(filter(None, map(parse, projects)), key=lambda lease: lease.project_id)
 
 
-def ahead_of(mine: int, all_leases: Iterable[Lease], now: datetime) -> list[Lease]:
-    """The live leases taken before mine (project id `mine`): the runs this one waits for.
-    An expired one (its run died) holds nothing.
+def ahead_of(run: str, mine: int, all_leases: Iterable[Lease], now: datetime) -> list[Lease]:
+    """The live leases of the runs ahead of mine (my lease: project id `mine` of run `run`):
+    the runs this one waits for. A run's place is its oldest live lease, so the xdist workers
+    of one run never wait for each other nor for a run that came after their first; an
+    expired lease (its run died) holds nothing.
 
     >>> at = datetime(2026, 12, 7, 5, 0, 0, tzinfo=UTC)
     >>> q = [Lease(5, "criobe-verify-20261207045000-000001", "a", 1, 120, at - timedelta(seconds=300)),
     ...      Lease(6, "criobe-verify-20261207045500-000002", "b", 2, 120, at - timedelta(seconds=10)),
     ...      Lease(9, "criobe-verify-20261207045900-000003", "c", 3, 120, at)]
-    >>> [lease.pid for lease in ahead_of(9, q, at)], ahead_of(6, q, at)
-    ([2], [])
+    >>> [lease.pid for lease in ahead_of("criobe-verify-20261207045900-000003", 9, q, at)]
+    [2]
+    >>> ahead_of("criobe-verify-20261207045500-000002", 6, q, at)
+    []
+
+    Run R's workers took leases 10 and 12; run T took 11 between them: T waits for R, and
+    R's second worker waits for nobody.
+
+    >>> w = [Lease(10, "criobe-verify-20261207050000-00000a", "h", 10, 120, at, "R"),
+    ...      Lease(11, "criobe-verify-20261207050001-00000b", "h", 11, 120, at, "T"),
+    ...      Lease(12, "criobe-verify-20261207050002-00000c", "h", 12, 120, at, "R")]
+    >>> [x.project_id for x in ahead_of("T", 11, w, at)], ahead_of("R", 12, w, at)
+    ([10, 12], [])
     """
-    return [lease for lease in all_leases if lease.project_id < mine and lease.live(now)]
+    live = [lease for lease in all_leases if lease.live(now)]
+    place: dict[str, int] = {}
+    for lease in live:
+        place[lease.run_id] = min(place.get(lease.run_id, lease.project_id), lease.project_id)
+    mine = min(mine, place.get(run, mine))
+    return [lease for lease in live if lease.run_id != run and place[lease.run_id] < mine]
 
 
 def live_prefixes(all_leases: Iterable[Lease], now: datetime) -> dict[str, Lease]:
@@ -217,8 +248,10 @@ class RunLease:
         prefix: str,
         ttl_s: int = TTL_S,
         heartbeat_s: float = HEARTBEAT_S,
+        run: str = "",
     ) -> None:
         self.http, self.prefix, self.ttl_s, self.heartbeat_s = http, prefix, ttl_s, heartbeat_s
+        self.run = run
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.project_id: int | None = None
         self._stop = threading.Event()
@@ -238,7 +271,7 @@ class RunLease:
             json={
                 "name": lease_name(self.prefix),
                 "labels": [],
-                "bug_tracker": lease_text(self.host, self.pid, self.ttl_s),
+                "bug_tracker": lease_text(self.host, self.pid, self.ttl_s, run=self.run),
             },
         )
         answer.raise_for_status()
@@ -251,7 +284,7 @@ class RunLease:
 
         def free() -> tuple[bool, str]:
             all_leases, now = list_leases(self.http)
-            ahead = ahead_of(self.project_id or 0, all_leases, now)
+            ahead = ahead_of(self.run or self.prefix, self.project_id or 0, all_leases, now)
             for lease in ahead:
                 if lease.prefix not in waited:
                     waited.append(lease.prefix)
@@ -302,7 +335,9 @@ class RunLease:
             try:
                 self.http.patch(
                     f"/api/projects/{self.project_id}",
-                    json={"bug_tracker": lease_text(self.host, self.pid, self.ttl_s, beat)},
+                    json={
+                        "bug_tracker": lease_text(self.host, self.pid, self.ttl_s, beat, self.run)
+                    },
                 )
             except httpx.HTTPError as exc:  # the next beat tries again; TTL_S covers a few
                 log.warning("could not renew the stack lease %s: %s", self.prefix, exc)

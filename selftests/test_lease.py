@@ -17,6 +17,7 @@ from criobe_verify.cleanup import container_left_over, run_prefix
 from criobe_verify.lease import (
     TTL_S,
     RunLease,
+    ahead_of,
     lease_name,
     lease_text,
     leases,
@@ -202,3 +203,19 @@ def test_cleanup_spares_a_live_runs_prefix_and_containers():
     # A running probe helper names no run: spared while any run holds a lease.
     assert not container_left_over("eager_turing", "running", live)
     assert container_left_over("eager_turing", "running", {})
+
+
+def test_the_workers_of_one_run_never_wait_for_each_other():
+    """pytest-xdist: each worker has a prefix and a lease of its own, under one run id; a run
+    that asked between two workers' leases waits for the whole run."""
+    cvat = FakeCvat()
+    first = RunLease(cvat.client(), A, run="criobe-verify-run-r")
+    assert first.take(wait_s=1, say=lambda line: None) == []
+    cvat.add(lease_name(B), lease_text("ci-runner-7", 77, run="criobe-verify-run-t"))
+    second = RunLease(cvat.client(), C, run="criobe-verify-run-r")
+    assert second.take(wait_s=1, say=lambda line: None) == []
+    all_leases, now = list_leases(cvat.client())
+    (t_lease,) = [lease for lease in all_leases if lease.prefix == B]
+    assert ahead_of("criobe-verify-run-t", t_lease.project_id, all_leases, now) != []
+    first.release()
+    second.release()

@@ -56,8 +56,8 @@ def report_args(reports: Path) -> list[str]:
 # (rootdir PATH, no conftest, "unrecognized arguments"): pass them as `--opt=value`.
 VALUE_OPTIONS = (
     "--stack", "--stack-dir", "--profile", "--phase", "--layer", "--require", "--gateway-ip",
-    "--stack-timeout", "--summary-json", "--sample-image", "--ground-truth", "--budgets",
-    "--record-baseline", "--baseline-key", "--baseline",
+    "--stack-timeout", "--lease-wait", "--summary-json", "--sample-image", "--ground-truth",
+    "--budgets", "--record-baseline", "--baseline-key", "--baseline",
 )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ STACK_MODES = ("attach", "up", "twin")
 PHASES = ("preinstall", "installed")
 BUDGETS = ("gpu", "cpu")
 DEFAULT_STACK_TIMEOUT = 600.0
+DEFAULT_LEASE_WAIT = 1800.0  # criobe_verify/lease.py: a whole run of another's, e2e included
 # testinfra's backends that need a package of their own, and which.
 BACKEND_PACKAGES = {"paramiko": "paramiko", "winrm": "winrm", "salt": "salt", "ansible": "ansible"}
 
@@ -61,6 +62,8 @@ class RunInputs:
     samples: tuple[tuple[str, GroundTruth], ...] = ()
     # --require: layers a skip in must fail the run (a CI job that must prove them).
     required: tuple[str, ...] = ()
+    # --lease-wait: how long to wait for the runs ahead of this one (criobe_verify/lease.py).
+    lease_wait: float = DEFAULT_LEASE_WAIT
 
 
 def default_profile_path(stack_mode: str) -> Path:
@@ -121,11 +124,15 @@ def _regression(
     return chosen if "regression" in chosen else (*chosen, "regression")
 
 
-def stack_timeout(value: Any) -> float:
-    """--stack-timeout: seconds, a positive number.
+def stack_timeout(value: Any, option: str = "--stack-timeout", default: float = 600) -> float:
+    """--stack-timeout (or another option in seconds): a positive number.
 
     >>> stack_timeout("90")
     90.0
+    >>> stack_timeout("soon", "--lease-wait", 1800)
+    Traceback (most recent call last):
+    ...
+    criobe_verify.bad_input.InputError: --lease-wait soon: not a number of seconds; expected a positive number of seconds (default 1800); fix: --lease-wait 1800
     """
     try:
         seconds = float(value)
@@ -133,10 +140,10 @@ def stack_timeout(value: Any) -> float:
         seconds = -1.0
     if not seconds > 0 or seconds == float("inf"):
         raise InputError(
-            f"--stack-timeout {value}",
+            f"{option} {value}",
             "not a number of seconds",
-            "a positive number of seconds (default 600)",
-            "--stack-timeout 600",
+            f"a positive number of seconds (default {default:.0f})",
+            f"{option} {default:.0f}",
         )
     return seconds
 
@@ -309,6 +316,9 @@ def validate(option: Option, environ: Mapping[str, str], own_checks: bool = Fals
     chosen = layers(option("--layer") or [])
     required = layers(option("--require") or [], "--require")
     timeout = stack_timeout(option("--stack-timeout") or DEFAULT_STACK_TIMEOUT)
+    lease_wait = stack_timeout(
+        option("--lease-wait") or DEFAULT_LEASE_WAIT, "--lease-wait", DEFAULT_LEASE_WAIT
+    )
     _gateway_ip(option("--gateway-ip"))
     _only_with(option, mode)
     docker = DockerEndpoint.of(environ)
@@ -327,4 +337,4 @@ def validate(option: Option, environ: Mapping[str, str], own_checks: bool = Fals
     samples = _samples(option)
     chosen = _regression(option, chosen, required)
     _outputs(option)
-    return RunInputs(profile, chosen, timeout, docker, samples, required)
+    return RunInputs(profile, chosen, timeout, docker, samples, required, lease_wait)

@@ -146,6 +146,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seconds to wait for a stack the suite starts to become ready (default 600)",
     )
     group.addoption(
+        "--lease-wait",
+        default="1800",
+        help="seconds to wait for other runs against the same stack to finish before this "
+        "one writes to CVAT or times the functions (default 1800; criobe_verify/lease.py)",
+    )
+    group.addoption(
         "--strict-skips",
         action="store_true",
         default=None,

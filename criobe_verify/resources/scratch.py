@@ -263,9 +263,12 @@ class Scratch:
         return Webhook(self.session, created.id, created.target_url, project_id)
 
     def cleanup(self) -> list[str]:
-        """Delete what this run made, then anything else under its prefix (left by an
-        interrupted run of this one); returns what could not be deleted."""
+        """Delete what this run made, then anything else under its prefix (a project whose
+        creation was interrupted before its id came back), but the run's lease, released
+        after; returns what could not be deleted."""
         from cvat_sdk.api_client.exceptions import ApiException
+
+        from criobe_verify.lease import is_lease
 
         api = self.session.sdk.api_client.projects_api
         problems = []
@@ -278,7 +281,7 @@ class Scratch:
         try:
             left = paged(api.list_endpoint, search=self.prefix, page_size=100)
             for p in left:
-                if p["name"].startswith(self.prefix):
+                if p["name"].startswith(self.prefix) and not is_lease(p["name"]):
                     api.destroy(p["id"])
         except ApiException as exc:
             problems.append(f"projects of {self.prefix}: {exc.status}")

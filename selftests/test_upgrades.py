@@ -217,9 +217,9 @@ def test_a_coral_function_three_times_slower_is_named_with_its_ratio(twin, lab, 
 def test_a_gridcorners_image_whose_corners_moved_4_px_is_named(twin, lab, tmp_path):
     """pth-yolo-gridcorners redeployed answering every corner 4 px to the right (its
     `moved-4px` knob: a new model that still follows the contract). The inference layer
-    alone: functions-answer-as-before names each corner with both positions; the twin's own
-    golden check flips with it, since the twin's golden is the same answers (a lab's stack has
-    no such golden: there the answer check alone sees it)."""
+    alone: functions-answer-as-before names each corner with both positions. The synthetic
+    sample's ground truth sees the 4 px too (accuracy, a policy check, flips); on a lab's photo
+    with a looser accuracy bar the answer check alone would see it."""
     fn = "pth-yolo-gridcorners"
 
     def moved() -> None:
@@ -234,7 +234,9 @@ def test_a_gridcorners_image_whose_corners_moved_4_px_is_named(twin, lab, tmp_pa
         "moved 4.0 px > 2 px",
         "golden_tolerance_px",
         also={
-            "regression/checks-still-pass": (f"inference/matches-golden[{fn}] passed → failed",),
+            "regression/policy-checks-still-pass": (
+                f"inference/accurate-on-sample[{fn}] passed → failed",
+            ),
         },
     )
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from criobe_verify import inventory as lab_inventory
+from criobe_verify.bad_input import InputError
 from criobe_verify.fingerprint import COMPARED, VOLATILE
 from criobe_verify.verdict import SUMMARY_FORMAT_VERSION, first_line
 
@@ -48,13 +49,13 @@ FILE = "baseline.json"
 EXPECTED = "a baseline folder (criobe-verify baseline DIR), its baseline.json, or a summary.json"
 
 
-class BaselineInputError(ValueError):
-    """An input `compare` cannot read; str() is one line: the input, the problem, what was
-    expected, the fix."""
+class BaselineInputError(InputError):
+    """An input `compare` cannot read: one line, the input, the problem, what was expected,
+    the fix."""
 
 
 def _fail(source: Path | str, problem: str, fix: str) -> BaselineInputError:
-    return BaselineInputError(f"{source}: {problem}; expected {EXPECTED}; fix: {fix}")
+    return BaselineInputError(str(source), problem, EXPECTED, fix)
 
 
 def checks_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -152,10 +152,6 @@ def _reports_option(args: list[str]) -> Path:
     )
 
 
-class BadInput(ValueError):
-    """A command line the CLI refuses before running anything; str() is its one line."""
-
-
 def _take_value(args: list[str], option: str, what: str, metavar: str, example: str) -> str | None:
     """Remove `option VALUE` or `option=VALUE` from args; its value (None if absent). An
     option with no value (the next word is another option) is bad input, in one line.
@@ -187,35 +183,31 @@ def baseline_args(args: list[str]) -> list[str]:
     DIR and the key made absolute (the caller's) and checked before the run: a baseline that
     could not be written should not cost a run."""
     from criobe_verify.baseline import FILE
-    from criobe_verify.secret_digest import (
-        KeyFileError,
-        load_or_create_key,
-        refuse_inside,
-        resolve_key_path,
-    )
+    from criobe_verify.secret_digest import load_or_create_key, refuse_inside, resolve_key_path
 
     if not args or args[0].startswith("-"):
-        raise BadInput("baseline needs a folder: criobe-verify baseline DIR [run options]")
+        raise InputError(
+            "baseline", "needs a folder", "criobe-verify baseline DIR [run options]",
+            "criobe-verify baseline before-upgrade/",
+        )  # fmt: skip
     folder, rest = Path(args[0]).resolve(), args[1:]
     overwrite = "--overwrite" in rest
     rest = [a for a in rest if a != "--overwrite"]
     if (folder / FILE).exists() and not overwrite:
-        raise BadInput(f"{folder}: holds a baseline already; expected a new folder; fix: "
-                       "another folder, or --overwrite")  # fmt: skip
+        raise InputError(str(folder), "holds a baseline already", "a new folder",
+                         "another folder, or --overwrite")  # fmt: skip
     key = resolve_key_path(
         _take_value(
             rest, "--baseline-key", "a file", "FILE", "~/.config/criobe-verify/baseline.key"
         )
     )
+    refuse_inside(key, folder)  # KeyFileError: an InputError of its own
+    load_or_create_key(key)
     try:
-        refuse_inside(key, folder)
-        load_or_create_key(key)
         folder.mkdir(parents=True, exist_ok=True)
-    except KeyFileError as exc:
-        raise BadInput(str(exc)) from None
     except OSError as exc:
-        raise BadInput(f"{folder}: cannot make the folder ({exc.strerror}); expected a "
-                       "writable path; fix: another folder") from None  # fmt: skip
+        raise InputError(str(folder), f"cannot make the folder ({exc.strerror})",
+                         "a writable path", "another folder") from None  # fmt: skip
     return [*rest, f"--record-baseline={folder}", f"--baseline-key={key}"]
 
 
@@ -271,9 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         if args[:1] == ["baseline"]:
             args = baseline_args(args[1:])
         reports = _reports_option(args)
-    except BadInput as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except InputError as exc:
         print(exc.line, file=sys.stderr)
         return EXIT_USAGE

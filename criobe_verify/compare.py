@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from criobe_verify.baseline import BaselineInputError, Run, load_run
+from criobe_verify.bad_input import InputError
+from criobe_verify.baseline import Run, load_run
 from criobe_verify.drift import Drift, drift, judge
 from criobe_verify.inventory import DataChange, survived
 from criobe_verify.layers import POLICY
@@ -219,7 +220,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str]) -> int:
     from criobe_verify.compare_report import html_page, text_table
     from criobe_verify.paths import PROFILES_DIR
-    from criobe_verify.profile import ProfileError, load_profile
+    from criobe_verify.profile import load_profile
 
     parser = _Parser(
         prog="criobe-verify compare",
@@ -242,8 +243,8 @@ def main(argv: list[str]) -> int:
     try:
         before, after = load_run(args.before), load_run(args.after)
         policy = load_profile(args.profile).baseline
-    except (BaselineInputError, ProfileError) as exc:
-        print(f"criobe-verify: {exc}", file=sys.stderr)
+    except InputError as exc:  # a baseline or a profile it cannot read
+        print(exc.line, file=sys.stderr)
         return EXIT_BAD_INPUT
     comparison = compare(before, after, policy.risky, policy.ignore)
     page = Path(args.html).resolve()

@@ -17,7 +17,7 @@ never claims more than the run proved.
 
 Counted: a layer with no check in the run (not selected by --layer, -m or -k, or not checked
 in --phase preinstall), a layer whose checks all skipped, and a check (all its parameters)
-that skipped. Not counted: a skip because a layer below failed (that verdict is already
+that skipped. Not counted: a skip because a layer below or a check it builds on failed (that verdict is already
 broken) and a skip the profile asks for (a workflow it does not run, an optional function
 not deployed: `not_asked`), since the stack the profile describes has nothing there to verify.
 """
@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from criobe_verify.layers import LAYER_NAMES, is_gate_skip
+from criobe_verify.layers import LAYER_NAMES, follows_a_failure
 
 
 class NotAsked(pytest.skip.Exception):
@@ -64,12 +64,23 @@ class Unverified:
         }
 
 
+def skip_reason(text: str) -> str:
+    """A skip's reason as pytest reports it, without its prefix (a NotAsked raised in a
+    fixture is reported with its class name).
+
+    >>> skip_reason("criobe_verify.coverage.NotAsked: sam: optional in the profile and not deployed")
+    'sam: optional in the profile and not deployed'
+    """
+    text = str(text).removeprefix("Skipped: ")
+    return text.removeprefix(f"{NotAsked.__module__}.{NotAsked.__qualname__}: ")
+
+
 def open_skip(entry: dict[str, Any]) -> bool:
     """A skip that leaves something unverified: neither the gate's nor one the profile asks."""
     return (
         entry["outcome"] == "skipped"
         and not entry.get("not_asked")
-        and not is_gate_skip(entry.get("message", ""))
+        and not follows_a_failure(entry.get("message", ""))
     )
 
 

@@ -76,3 +76,26 @@ def is_gate_skip(reason: str) -> bool:
     """
     layer, sep, _ = reason.partition(GATE_SKIP)
     return bool(sep) and layer in LAYER_INDEX
+
+
+_DEPENDS_FAILED = ", which failed"
+
+
+def depends_on_a_failure(check_id: str, detail: str = "") -> str:
+    """The skip reason of a check built on one that failed in this run."""
+    return f"depends on {check_id}{_DEPENDS_FAILED}" + (f": {detail}" if detail else "")
+
+
+def follows_a_failure(reason: str) -> bool:
+    """Whether a skip only follows a failure reported elsewhere (a layer below, or a check it
+    builds on): the verdict is broken already, and the failure carries the diagnosis.
+
+    >>> follows_a_failure(depends_on_a_failure("containers/exists[cvat_ui]"))
+    True
+    >>> follows_a_failure("depends on functions/deployed-and-ready[sam], which was skipped")
+    False
+    """
+    if is_gate_skip(reason):
+        return True
+    head, sep, _ = reason.partition(_DEPENDS_FAILED)
+    return bool(sep) and head.startswith("depends on ") and " " not in head[len("depends on ") :]

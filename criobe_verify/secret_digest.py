@@ -29,12 +29,14 @@ import secrets
 import stat
 from pathlib import Path
 
+from criobe_verify.bad_input import InputError
+
 KEY_ENV = "CRIOBE_VERIFY_BASELINE_KEY"
 PREFIX = "hmac-sha256:"
 
 
-class KeyFileError(ValueError):
-    """A key file that cannot be used; str() is one line: the path, what is wrong, the fix."""
+class KeyFileError(InputError):
+    """A key file that cannot be used: one line, the path, what is wrong, the fix."""
 
 
 def default_key_path() -> Path:
@@ -54,9 +56,10 @@ def refuse_inside(key_path: Path, folder: Path) -> None:
     folder = folder.resolve()
     if key_path == folder or folder in key_path.parents:
         raise KeyFileError(
-            f"{key_path}: the baseline key is inside the baseline folder {folder}; expected it "
-            f"outside (it would travel with the digests it protects); fix: --baseline-key or "
-            f"${KEY_ENV} naming a file elsewhere (default {default_key_path()})"
+            str(key_path),
+            f"the baseline key is inside the baseline folder {folder}",
+            "it outside (it would travel with the digests it protects)",
+            f"--baseline-key or ${KEY_ENV} naming a file elsewhere (default {default_key_path()})",
         )
 
 
@@ -76,19 +79,25 @@ def load_or_create_key(path: Path) -> bytes:
         key = path.read_bytes().strip()
     except OSError as exc:
         raise KeyFileError(
-            f"{path}: cannot read the baseline key ({exc.strerror}); expected a readable file; "
-            f"fix: --baseline-key or ${KEY_ENV} naming a key file of yours"
+            str(path),
+            f"cannot read the baseline key ({exc.strerror})",
+            "a readable file",
+            f"--baseline-key or ${KEY_ENV} naming a key file of yours",
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
-            f"{path}: the baseline key is readable by others (mode {stat.S_IMODE(mode):o}); "
-            f"expected 600; fix: chmod 600 {path}"
+            str(path),
+            f"the baseline key is readable by others (mode {stat.S_IMODE(mode):o})",
+            "600",
+            f"chmod 600 {path}",
         )
     if len(key) < 16:
         raise KeyFileError(
-            f"{path}: the baseline key is empty or shorter than 16 bytes; expected the file "
-            f"criobe-verify creates; fix: remove it (a new one is made; earlier baselines' "
-            f"secrets then compare as 'not comparable')"
+            str(path),
+            "the baseline key is empty or shorter than 16 bytes",
+            "the file criobe-verify creates",
+            "remove it (a new one is made; earlier baselines' secrets then compare as "
+            "'not comparable')",
         )
     return key
 

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup-docker.sh
 bash scripts/build-base-image.sh
+bash scripts/fetch-actionlint.sh
 
 # .venv holds exactly the releases uv.lock names (the dev extra included), and the checkout
 # itself editable. Redone whenever pyproject.toml or uv.lock is newer than the last install.

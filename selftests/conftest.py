@@ -22,6 +22,9 @@ collect_ignore_glob = ["data/nuclio-test-functions/*", "lambda_stub/*"]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "twin: needs the CI twin running (fault injection)")
+    config.addinivalue_line(
+        "markers", "gpu: needs an NVIDIA GPU (nvidia-smi answering); skips, saying so, elsewhere"
+    )
     config.addinivalue_line("markers", "twin_preinstall: needs the CI twin down")
     config.addinivalue_line(
         "markers", "slow_fault: a fault that takes the whole stack down and up again (minutes)"

@@ -12,6 +12,7 @@ A token is a string, or a tuple of strings that must all appear.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from criobe_verify.profile import load_profile
 from criobe_verify.waiting import WaitTimeout
-from selftests.twin import TWIN_PROFILE, Twin, fake_docker_without_compose
+from selftests.twin import TWIN_PROFILE, Twin, fake_docker_without_compose, fake_nvidia_smi
 
 Tokens = str | tuple[str, ...]
 
@@ -36,6 +37,8 @@ class Fault:
     # How the suite is run while the fault is in: extra environment, or an edited profile.
     suite_env: Callable[[Twin], Mapping[str, str]] = lambda twin: {}
     profile_edit: Callable[[str], str] | None = None
+    # Options the suite is run with (--strict-skips: the run itself must find no problem).
+    suite_args: tuple[str, ...] = ()
     # A foreign program holding this host port while the suite runs (preinstall faults).
     hold_port: int | None = None
     # Run only these layers: a higher layer's own diagnosis, without the lower layer that
@@ -301,6 +304,17 @@ def _without_network(config: dict) -> None:
     del config["spec"]["platform"]["attributes"]["network"]
 
 
+def _spec_without(label: str) -> Callable[[dict], None]:
+    """A function.yaml edit: its CVAT spec (metadata.annotations.spec) without one label."""
+
+    def edit(config: dict) -> None:
+        annotations = config["metadata"]["annotations"]
+        spec = [item for item in json.loads(annotations["spec"]) if item["name"] != label]
+        annotations["spec"] = json.dumps(spec)
+
+    return edit
+
+
 def _delete_function(twin: Twin, name: str) -> None:
     from criobe_verify.nuclio import Dashboard
 
@@ -440,6 +454,37 @@ def _no_docker_socket(twin: Twin) -> Mapping[str, str]:
 def _no_compose(twin: Twin) -> Mapping[str, str]:
     directory = Path(tempfile.mkdtemp(prefix="criobe-nocompose-", dir=twin.workdir))
     return {"PATH": fake_docker_without_compose(directory)}
+
+
+# The twin's host has no GPU: these faults put a GPU host's nvidia-smi on the suite's PATH
+# (its CSV answers as NVIDIA documents them) and ask one function for a GPU in the profile.
+_GPU_REQUIRED = (
+    'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "none"',
+    'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "required"',
+)
+_NVML_MISMATCH = "Failed to initialize NVML: Driver/library version mismatch"
+
+
+def _gpu_required(text: str) -> str:
+    return text.replace(*_GPU_REQUIRED)
+
+
+def _smi_dir(twin: Twin) -> Path:
+    return Path(tempfile.mkdtemp(prefix="criobe-nvidia-smi-", dir=twin.workdir))
+
+
+def _driver_mismatch(twin: Twin) -> Mapping[str, str]:
+    return {"PATH": fake_nvidia_smi(_smi_dir(twin), "", fails=_NVML_MISMATCH)}
+
+
+def _functions_hold_the_gpu(twin: Twin) -> Mapping[str, str]:
+    """A 40 GiB GPU of which gridcorners' process holds 39,000 MiB (its host pid, as
+    nvidia-smi on the host lists it)."""
+    container = twin.docker.containers.get("nuclio-nuclio-pth-yolo-gridcorners")
+    top = container.top()
+    pid = top["Processes"][0][top["Titles"].index("PID")]
+    gpus = "0, NVIDIA A100-SXM4-40GB, 550.54.15, 40960\n"
+    return {"PATH": fake_nvidia_smi(_smi_dir(twin), gpus, apps=f"{pid}, 39000\n")}
 
 
 def _without_waivers(text: str) -> str:
@@ -1584,13 +1629,24 @@ FAULTS: list[Fault] = [
         },
     ),
     Fault(
+        id="function-spec-lacks-a-label",
+        what="pth-yolo-coralsegv4 deployed with a spec (metadata.annotations.spec) without "
+        "Millepora, which the project has and the function answers on the sample: CVAT "
+        "drops those colonies",
+        inject=lambda twin: twin.redeploy("pth-yolo-coralsegv4", edit=_spec_without("Millepora")),
+        revert=_restore_functions("pth-yolo-coralsegv4"),
+        fails={
+            "inference/cvat-keeps-answer[pth-yolo-coralsegv4]": (
+                "Millepora: the project has it but the function's spec does not declare it",
+                "metadata.annotations.spec",
+            )
+        },
+    ),
+    Fault(
         id="gpu-required-on-the-cpu",
         what='the profile says pth-yolo-gridcorners gpu = "required"; the twin has no GPU '
         "(its function.yaml asks for none): a required-GPU function on the CPU",
-        profile_edit=lambda t: t.replace(
-            'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "none"',
-            'budget_gpu_s = 1.1\nbudget_cpu_s = 2.5\ngpu = "required"',
-        ),
+        profile_edit=_gpu_required,
         fails={
             "functions/has-its-gpu[pth-yolo-gridcorners]": (
                 "pth-yolo-gridcorners runs on the CPU",
@@ -1605,8 +1661,41 @@ FAULTS: list[Fault] = [
         },
     ),
     Fault(
+        id="nvidia-driver-library-mismatch",
+        what="a GPU host whose NVIDIA driver and libraries disagree (after a driver update "
+        "without a reboot): nvidia-smi fails, and the profile needs a GPU",
+        profile_edit=_gpu_required,
+        suite_env=_driver_mismatch,
+        layers=("host",),
+        fails={
+            "host/nvidia-gpus": (
+                "nvidia-smi lists no GPU",
+                "Driver/library version mismatch",
+                "reboot",
+            )
+        },
+        skips={"host/gpu-memory-held-by-functions": "Driver/library version mismatch"},
+    ),
+    Fault(
+        id="functions-hold-most-gpu-memory",
+        what="gridcorners' process holds 39,000 MiB of a 40 GiB GPU: the next model to load "
+        "runs it out of memory",
+        profile_edit=_gpu_required,
+        suite_env=_functions_hold_the_gpu,
+        layers=("host",),
+        fails={
+            "host/gpu-memory-held-by-functions": (
+                "hold 39000 MiB of the GPUs' 40960 MiB",
+                "pth-yolo-gridcorners 39000 MiB",
+                "gpu_memory_share_max",
+            )
+        },
+    ),
+    Fault(
         id="optional-sam-absent",
-        what="the optional SAM function not deployed: its checks skip, saying so",
+        what="the optional SAM function not deployed: its checks skip, saying so, and a strict "
+        "run accepts it (the profile does not ask for SAM)",
+        suite_args=("--strict-skips",),
         inject=lambda twin: _delete_function(twin, "pth-facebookresearch-sam-vit-h"),
         revert=_restore_functions(),
         fails={},

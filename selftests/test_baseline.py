@@ -173,7 +173,7 @@ def _cli(cwd: Path, *args: str, env: dict | None = None) -> subprocess.Completed
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        ((), "baseline needs a folder"),
+        ((), "baseline: needs a folder; expected criobe-verify baseline DIR"),
         (("lab", "--baseline-key", "lab/k.key"), "is inside the baseline folder"),
         (("old",), "holds a baseline already; expected a new folder; fix: another folder, or "
                    "--overwrite"),

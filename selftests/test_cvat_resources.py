@@ -13,7 +13,7 @@ import pytest
 
 from criobe_verify.diagnosis import CheckFailed
 from criobe_verify.resources.cvat import answering
-from criobe_verify.resources.cvat_facts import Job, Label, Shape, label_names, online_call_keeps
+from criobe_verify.resources.cvat_facts import Job, Label, Shape, label_names
 from criobe_verify.resources.webhook import Delivery
 from selftests import PROJECT_ROOT
 
@@ -69,23 +69,6 @@ def test_deliveries_keep_the_response_text_the_sdk_model_would_reject():
     found = [Delivery.from_json(d) for d in recorded("21_webhooks_deliveries_list.json")["results"]]
     assert found and all(isinstance(d.response, str) for d in found)
     assert found[0].describe(20).startswith(f"{found[0].status_code} ")
-
-
-def test_the_online_call_keeps_only_what_the_project_declares():
-    labels = tuple(
-        Label.from_answer(m) for m in recorded("05_labels_list_by_project.json")["results"]
-    )
-    polygon = next(label for label in labels if label.type == "polygon")
-    raw = [
-        {"label": polygon.name, "type": "polygon", "points": [1, 2, 3, 4, 5, 6],
-         "attributes": [{"name": "confidence", "value": "87"}, {"name": "extra", "value": "x"}]},
-        {"label": "not-in-the-project", "type": "polygon", "points": [1, 2, 3, 4, 5, 6]},
-    ]  # fmt: skip
-    kept = online_call_keeps(raw, labels)
-    assert [k["label"] for k in kept] == [polygon.name]
-    assert [a["name"] for a in kept[0]["attributes"]] == (
-        ["confidence"] if any(a.name == "confidence" for a in polygon.attributes) else []
-    )
 
 
 def test_an_sdk_error_fails_the_check_naming_the_request_and_cvats_answer():

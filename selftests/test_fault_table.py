@@ -62,6 +62,18 @@ def test_every_fault_names_existing_tests_and_a_message(suite_ids, tmp_path):
             )
 
 
+def test_checks_a_profile_edit_adds_are_named_by_a_fault(suite_ids, tmp_path):
+    """Checks the twin's own profile does not collect (the GPU checks exist only where a
+    function needs a GPU) are proven too: under the profile a fault runs them with."""
+    added = set()
+    for fault in FAULTS:
+        if fault.profile_edit:
+            added |= {check_of(i) for i in edited_suite_ids(fault, tmp_path) - suite_ids}
+    named = {check_of(i) for fault in FAULTS if "slow" not in fault.tags for i in fault.fails}
+    assert "host/nvidia-gpus" in added, "no fault's profile asks a function for a GPU"
+    assert not added - named, f"checks no fault makes fail: {sorted(added - named)}"
+
+
 def test_fault_ids_are_unique():
     ids = [fault.id for fault in FAULTS]
     assert len(ids) == len(set(ids))

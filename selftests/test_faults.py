@@ -50,6 +50,11 @@ def check_outcome(fault: Fault, summary: dict, waived: set[str] = frozenset()) -
             f"{fault.id}: {tid} failed without naming the fault ({missing!r}):\n"
             f"{failed[tid]['message']}"
         )
+    if "--strict-skips" in fault.suite_args:
+        assert not summary["strict_problems"], (
+            f"{fault.id}: a strict run found problems: {summary['strict_problems']}"
+        )
+        assert fault.fails or summary["exit_code"] == 0, summary["output"]
     for tid, entry in tests.items():
         assert entry["outcome"] != "not run", f"{fault.id}: {tid} did not run\n{summary['output']}"
         if entry["outcome"] == "skipped":
@@ -80,6 +85,7 @@ def run_fault(twin: Twin, fault: Fault, phase: str, waived: set[str] = frozenset
         held = port_held(fault.hold_port) if fault.hold_port else nullcontext()
         with held:
             summary = twin.suite(
+                *fault.suite_args,
                 env=fault.suite_env(twin),
                 profile_text=profile_text,
                 phase=phase,

@@ -202,6 +202,42 @@ def test_strict_run_fails_on_unexpected_skip_and_thin_layer(toy):
     assert data["layers"]["host"] == {"passed": 2}
 
 
+def test_strict_run_accepts_what_the_profile_does_not_ask_and_what_follows_a_failure(toy):
+    """An optional function not deployed (NotAsked, carried along depends_on) and a skip
+    behind a failed check are no strict problems: the profile asked for nothing there, and the
+    failure already breaks the verdict. An open skip still is."""
+    toy.makepyfile(
+        test_toy=TOY.replace('assert False, "engine down"', "pass")
+        + """
+from criobe_verify.coverage import not_asked
+from criobe_verify.layers import depends_on_a_failure
+
+@pytest.mark.containers
+def test_sam_exists():
+    not_asked("sam: optional in profile twin and not deployed")
+
+@pytest.mark.containers
+def test_sam_running(depends_on):
+    depends_on("test_toy.py::test_sam_exists")
+
+@pytest.mark.containers
+def test_ui_exists():
+    assert False, "cvat_ui: no such container"
+
+@pytest.mark.containers
+def test_ui_running():
+    pytest.skip(depends_on_a_failure("test_toy.py::test_ui_exists"))
+
+@pytest.mark.containers
+def test_webhook():
+    pytest.skip("no receiver")
+"""
+    )
+    _result, data = _run(toy, "--strict-skips", "-m", "host or containers")
+    assert data["checks"]["test_toy.py::test_sam_running"]["not_asked"] is True
+    assert data["strict_problems"] == ["unexpected skip: test_toy.py::test_webhook: no receiver"]
+
+
 def test_strict_minimum_counts_the_selected_layers_only(toy):
     """-m picks checks by hand: no minimum; --layer picks whole layers: theirs applies."""
     toy.makepyfile(test_toy=TOY.replace('assert False, "engine down"', "pass"))

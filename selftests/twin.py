@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -302,5 +303,25 @@ def fake_docker_without_compose(directory: Path) -> str:
         "fi\n"
         f'exec {real} "$@"\n'
     )
+    script.chmod(0o755)
+    return f"{directory}:{os.environ['PATH']}"
+
+
+def fake_nvidia_smi(directory: Path, gpus: str, apps: str = "", fails: str = "") -> str:
+    """A PATH entry whose `nvidia-smi` answers the suite's two CSV queries as a GPU host's
+    does (gpus: `index, name, driver, MiB` rows; apps: `pid, MiB` rows), or fails as a
+    broken driver does (fails: its message, exit 18 like NVML's driver/library mismatch)."""
+    script = directory / "nvidia-smi"
+    if fails:
+        body = f"echo {shlex.quote(fails)}; exit 18\n"
+    else:
+        body = (
+            'case "$1" in\n'
+            f"  --query-gpu=*) printf %s {shlex.quote(gpus)} ;;\n"
+            f"  --query-compute-apps=*) printf %s {shlex.quote(apps)} ;;\n"
+            '  *) echo "fake nvidia-smi: $*" >&2; exit 2 ;;\n'
+            "esac\n"
+        )
+    script.write_text("#!/bin/sh\n" + body)
     script.chmod(0o755)
     return f"{directory}:{os.environ['PATH']}"

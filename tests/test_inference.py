@@ -10,7 +10,7 @@ skeleton of 117; LaMa's image the size of its input; coral shapes over the 16 ge
 profile's form; integer-percent confidences); it is accurate against the ground truth (policy:
 the profile's thresholds; errors per element id, Hungarian pairing of coral colonies only); it
 matches its golden answer (policy; `--update-golden` records it); and CVAT's own online call
-keeps what the function returned. What an answer is and how it is judged is
+answers what CVAT 2.29.0's rules make of the function's answer, dropping nothing it found. What an answer is and how it is judged is
 criobe_verify/resources/answer.py's.
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 from criobe_verify.check import check
 from criobe_verify.diagnosis import expect
-from criobe_verify.resources.cvat_facts import online_call_keeps
+from criobe_verify.resources.cvat_lambda import online_call_keeps
 
 pytestmark = [pytest.mark.inference, pytest.mark.guide("step-6")]
 
@@ -68,18 +68,23 @@ def test_function_output_matches_its_golden(expected_function, answers, golden, 
 
 @check("inference/cvat-keeps-answer")
 def test_cvat_keeps_what_the_function_returned(
-    detector_function, answers, sample, cvat_scratch, depends_on
+    detector_function, answers, sample, cvat_scratch, nuclio, depends_on
 ):
     """One online call through CVAT's lambda API (POST /api/lambda/functions/<id>) on a task
-    holding the same image: CVAT passes the function's answer on, filtered as documented."""
+    holding the same image: CVAT answers what its lambda manager's rules make of the function's
+    answer (criobe_verify/resources/cvat_lambda.py, from the function's spec and the project's
+    labels), and those rules drop nothing the function found."""
     fn, cvat = detector_function, cvat_scratch.session
     depends_on("inference/output-follows-contract", "functions/cvat-lists-detector")
-    raw = answers[fn].data
     project = cvat_scratch.criobe_project(fn.role)
     task, _ = cvat_scratch.task_with_one_job(
         project.id, image=sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
     )
+    keeps = online_call_keeps(
+        answers[fn].data, nuclio.function(fn).cvat_spec, cvat.labels(project.id), fn.name
+    )
     call = cvat.call_online(fn.name, task.id)
+    expect(keeps.crash is None, lambda: keeps.why_cvat_fails(call.status))
     expect(call.status == 200, lambda: cvat.why_online_call_failed(call))
-    kept = online_call_keeps(raw, cvat.labels(project.id))
-    expect(call.data == kept, lambda: cvat.why_online_call_changed(call, kept))
+    expect(call.data == keeps.items, lambda: cvat.why_online_call_changed(call, keeps.items))
+    expect(not keeps.lost, keeps.why_lost)

@@ -20,6 +20,7 @@ from typing import Any
 
 from criobe_verify.compose import OVERLAY_OF, guide_command
 from criobe_verify.containers import describe_state, logs_tail
+from criobe_verify.coverage import not_asked
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.profile import Profile
 from criobe_verify.snapshot import FUNCTION_PREFIX, StackSnapshot, display_name
@@ -308,6 +309,8 @@ class Containers:
         """The container, or a skip naming it when it does not exist: the containers layer
         has reported that already."""
         found = self[name]
+        if not found.exists and found.optional:
+            not_asked(f"{name}: optional in profile {self.profile.name} and not deployed")
         if not found.exists:
             import pytest
 

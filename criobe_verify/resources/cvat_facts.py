@@ -73,6 +73,7 @@ class Attribute:
     id: int
     name: str
     input_type: str
+    values: tuple[str, ...] = ()  # select/radio: the choices; number: min, max, step
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class Label:
             text(m.get("type")),
             m.get("parent_id"),
             tuple(
-                Attribute(a["id"], a["name"], text(a.get("input_type")))
+                Attribute(
+                    a["id"], a["name"], text(a.get("input_type")), tuple(a.get("values") or ())
+                )
                 for a in m.get("attributes") or []
             ),
             tuple(cls.from_answer(s) for s in m.get("sublabels") or []),
@@ -186,34 +189,3 @@ class OnlineCall:
     status: int
     text: str
     data: Any = None
-
-
-def online_call_keeps(raw: list, labels: tuple[Label, ...]) -> list:
-    """What CVAT 2.29.0's online call returns for a function's raw list: items whose label the
-    project has; `attributes` reduced to those the label declares with a value its type accepts
-    (number: str.isnumeric), also when the item had none; skeleton elements' attributes
-    emptied (their sublabels declare none); every other key as the function sent it.
-
-    >>> label = Label(1, "coral", "polygon", attributes=(Attribute(2, "confidence", "number"),))
-    >>> online_call_keeps([{"label": "coral", "attributes": [{"name": "confidence",
-    ...     "value": "0.8"}]}, {"label": "sand"}], (label,))
-    [{'label': 'coral', 'attributes': []}]
-    """
-    by_name = {label.name: label for label in labels}
-    kept = []
-    for item in raw:
-        label = by_name.get(item.get("label"))
-        if label is None:
-            continue
-        declared = {a.name: a for a in label.attributes}
-        attributes = [
-            a
-            for a in item.get("attributes") or []
-            if a.get("name") in declared
-            and (declared[a["name"]].input_type != "number" or str(a.get("value")).isnumeric())
-        ]
-        out = dict(item, attributes=attributes)
-        if item.get("elements"):
-            out["elements"] = [dict(e, attributes=[]) for e in item["elements"]]
-        kept.append(out)
-    return kept

@@ -24,6 +24,7 @@ from typing import Any
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.nuclio import go_duration_s
 from criobe_verify.profile import Function, Profile
+from criobe_verify.resources.cvat_lambda import SpecLabel, parse_spec
 
 TRIGGER_PORT = "8080/tcp"  # abstract.FunctionContainerHTTPPort, published by the local platform
 # The policies under which Docker starts the container again when its daemon restarts (a host
@@ -160,11 +161,16 @@ class DeployedFunction:
         return go_duration_s(self.event_timeout) if self.event_timeout else None
 
     @property
-    def spec_labels(self) -> set[str]:
-        """The labels its function.yaml declares (metadata.annotations.spec), what CVAT maps
-        onto a project's labels."""
+    def cvat_spec(self) -> tuple[SpecLabel, ...]:
+        """The labels its function.yaml declares (metadata.annotations.spec) as CVAT parses
+        them: what CVAT maps onto a project's labels."""
         annotations = ((self.entry or {}).get("metadata") or {}).get("annotations") or {}
-        return {label["name"] for label in json.loads(annotations.get("spec", "[]"))}
+        return parse_spec(annotations.get("spec"))
+
+    @property
+    def spec_labels(self) -> set[str]:
+        """The names of its spec's labels."""
+        return {label.name for label in self.cvat_spec}
 
     def why_not_deployed(self) -> Diagnosis:
         project = self.nuclio.profile.nuclio.project

@@ -16,6 +16,7 @@ DIR/baseline.json, JSON, `format_version` 1:
 | `e2e.<workflow>` | `wall_s`, `stages`: `[{name, duration_s}]` in the order they ran | shown with ratios |
 | `fingerprint` | the stack's configuration (criobe_verify/fingerprint.py): `containers`, `functions`, `versions`, `secret_key_id`, `unavailable` | every field (criobe_verify/drift.py) |
 | `inventory` | the lab's data, read-only (criobe_verify/inventory.py): `projects.<id>` (`name`, `labels`: name → type), `tasks.<id>` (`name`, `size`, `status`, `project_id`, own `labels`), `jobs.<id>` (`task_id`, `type`, `state`, `stage`, frames), `webhooks.<id>` (`target_url` redacted, `events`, `project_id`, `type`, `is_active`, `content_type`, `newest_delivery`), `sample` (`rule`, `size`, `job_ids`, `jobs.<id>`: `counts`, `geometry`, `frame`, `frame_sha256`), `page_size`, `read_s`, `unavailable`; `null` when not read | every object still there with the same labels, size, counts, geometry and frame (criobe_verify/inventory.py: survived) |
+| `answers.<function>.<image>` | each function's raw answer on each sample image of the run, the lab's golden (criobe_verify/answer_drift.py: `record_of`): `role` and, by role, `answer` (corner and grid skeletons; coral shapes without masks), `size`, `sha256`, `thumbnail` and `file` (LaMa's image: `answers/<function>/<image>.png` beside baseline.json), `channel_means` (SAM) | within the profile's [inference] golden tolerances: per element in pixels, IoU per genus, LaMa's mean grey-level difference (criobe_verify/answer_drift.py) |
 | `fields` | `compared` and `volatile`: which fingerprint fields are compared, which left out | no |
 
 Secrets are only HMACs under a key kept outside DIR (criobe_verify/secret_digest.py). `compare`
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,27 @@ def e2e_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]
     }
 
 
+def answers_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per function, per sample image: the answer record its inference/answers-sample check
+    kept (criobe_verify/answer_drift.py)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in checks.values():
+        kept = e.get("answer")
+        if isinstance(kept, Mapping) and {"function", "image", "record"} <= set(kept):
+            out.setdefault(kept["function"], {})[kept["image"]] = dict(kept["record"])
+    return out
+
+
+def answer_file(function: str, image: str) -> str:
+    """Where a record's image file goes, relative to the baseline folder.
+
+    >>> answer_file("pth-lama", "reef 3/Q1.JPG")
+    'answers/pth-lama/reef_3_Q1.JPG.png'
+    """
+    safe = lambda name: re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"  # noqa: E731
+    return f"answers/{safe(function)}/{safe(image)}.png"
+
+
 def _release() -> str:
     try:
         return version("criobe-verify")
@@ -108,10 +131,17 @@ def baseline_of(
     fingerprint: Mapping[str, Any],
     layers: list[str] | tuple[str, ...],
     inventory: Mapping[str, Any] | None = None,
+    images: Mapping[tuple[str, str], object] = {},
 ) -> dict[str, Any]:
     """The baseline of a run: its summary.json's content, the stack's fingerprint and the
-    lab's inventory (None: not read, as in a baseline of an older release)."""
+    lab's inventory (None: not read, as in a baseline of an older release). `images`: the
+    (function, image) pairs whose answer has an image file (write_baseline writes them):
+    their records name the file."""
     checks = summary.get("checks") or {}
+    answers = answers_of(checks)
+    for function, image in images:
+        if image in answers.get(function, {}):
+            answers[function][image]["file"] = answer_file(function, image)
     return {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
@@ -129,6 +159,7 @@ def baseline_of(
         "e2e": e2e_of(checks),
         "fingerprint": dict(fingerprint),
         "inventory": None if inventory is None else dict(inventory),
+        "answers": answers,
         "fields": {
             "compared": [*COMPARED, *lab_inventory.COMPARED],
             "volatile": [*VOLATILE, *lab_inventory.VOLATILE],
@@ -136,8 +167,16 @@ def baseline_of(
     }
 
 
-def write_baseline(folder: Path, baseline: Mapping[str, Any]) -> Path:
+def write_baseline(
+    folder: Path, baseline: Mapping[str, Any], images: Mapping[tuple[str, str], bytes] = {}
+) -> Path:
+    """baseline.json, and the answers' image files beside it (PNG bytes by (function,
+    image))."""
     folder.mkdir(parents=True, exist_ok=True)
+    for (function, image), png in images.items():
+        file = folder / answer_file(function, image)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(png)
     path = folder / FILE
     path.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
@@ -156,6 +195,10 @@ class Run:
     fingerprint: dict[str, Any] | None
     # The lab's inventory; None from a summary.json or a baseline written without one.
     inventory: dict[str, Any] | None = None
+    # Each function's answers by image (answer_drift.py); {} where none were kept.
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where the answers' image files are: the baseline's folder; None for a summary.json.
+    folder: Path | None = None
 
 
 def _read_json(path: Path, source: Path) -> Any:
@@ -201,6 +244,7 @@ def run_of(data: Any, source: Path | str) -> Run:
             )
         checks, latency, e2e = data.get("checks"), data.get("latency"), data.get("e2e")
         fingerprint, inventory = data.get("fingerprint"), data.get("inventory")
+        answers = data.get("answers") or {}
         run = data.get("run") or {}
         label = (
             f"baseline of {data.get('written_at', '?')}, profile {run.get('profile')}, "
@@ -220,10 +264,12 @@ def run_of(data: Any, source: Path | str) -> Run:
             raise _fail(source, "a summary.json without checks", "name a run's summary.json")
         checks, latency, e2e = checks_of(raw), latency_of(raw), e2e_of(raw)
         fingerprint, inventory, kind = None, None, "summary"
+        answers = answers_of(raw)
         label = f"summary.json, profile {data.get('profile')}, " + str(
             (data.get("verdict") or {}).get("status", "?")
         )
-    for name, value in (("checks", checks), ("latency", latency), ("e2e", e2e)):
+    parts = (("checks", checks), ("latency", latency), ("e2e", e2e), ("answers", answers))
+    for name, value in parts:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise _fail(
                 source, f"its {name} is not an object of objects", "write the baseline again"
@@ -232,4 +278,9 @@ def run_of(data: Any, source: Path | str) -> Run:
         raise _fail(source, "its fingerprint is not an object", "write the baseline again")
     if inventory is not None and not isinstance(inventory, dict):
         raise _fail(source, "its inventory is not an object", "write the baseline again")
-    return Run(str(source), kind, label, checks, latency, e2e, fingerprint, inventory)
+    folder = Path(source) if kind == "baseline" else None
+    if folder is not None and not folder.is_dir():
+        folder = folder.parent  # its baseline.json named: the files are beside it
+    return Run(
+        str(source), kind, label, checks, latency, e2e, fingerprint, inventory, answers, folder
+    )

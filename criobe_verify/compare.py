@@ -1,7 +1,8 @@
 """`criobe-verify compare BEFORE AFTER`: two baselines (or two summary.json files) compared
 without a stack: checks that flipped, new and gone checks, configuration drift judged by the
 profile, the lab's data that did not survive (criobe_verify/inventory.py), latency and e2e
-stage times with their ratios.
+stage times with their ratios, and the functions' answers on the sample images that changed
+(criobe_verify/answer_drift.py).
 
     criobe-verify compare before/ after/                     # table on stdout,
                                                              # page in reports/compare.html
@@ -13,7 +14,7 @@ finding; the rest is information. Exit codes:
 | code | meaning |
 |---|---|
 | 0 | nothing risky changed and no check flipped (information may still be listed) |
-| 1 | a functional check that passed before does not now, or the lab's data did not survive: a project, task, job or webhook of BEFORE gone, or its labels, size, annotation counts, geometry or frame changed |
+| 1 | a functional check that passed before does not now, or the lab's data did not survive: a project, task, job or webhook of BEFORE gone, or its labels, size, annotation counts, geometry or frame changed; or a function answers a sample image of BEFORE otherwise, beyond the profile's [inference] golden tolerances (criobe_verify/answer_drift.py) |
 | 10 | risky configuration drift, or a policy check flipped, and no functional one |
 | 4 | bad input: a path that is not there, a file that is not a baseline, an unknown format_version (one line on stderr) |
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from criobe_verify.answer_drift import AnswerChange, Tolerances, answer_changes
 from criobe_verify.bad_input import InputError
 from criobe_verify.baseline import Run, load_run
 from criobe_verify.drift import Drift, drift, judge
@@ -73,6 +75,8 @@ class Comparison:
     drift: list[Drift] | None = None
     # None: a side has no inventory (a summary.json, an older baseline), data not compared.
     data: list[DataChange] | None = None
+    # None: a side kept no function answers (the inference layer not run), not compared.
+    answers: list[AnswerChange] | None = None
     # Checks that passed (or were waived) before and do not now; the other changes of outcome.
     flips: list[Change] = field(default_factory=list)
     other_changes: list[Change] = field(default_factory=list)
@@ -105,8 +109,13 @@ class Comparison:
         return [d for d in self.data or [] if d.finding]
 
     @property
+    def answers_changed(self) -> list[AnswerChange]:
+        """Functions that answer the baseline's images otherwise: a functional regression."""
+        return [a for a in self.answers or [] if a.finding]
+
+    @property
     def exit_code(self) -> int:
-        if self.functional_flips or self.data_lost:
+        if self.functional_flips or self.data_lost or self.answers_changed:
             return 1
         if self.risky or self.policy_flips:
             return EXIT_POLICY_FINDINGS
@@ -123,12 +132,21 @@ class Comparison:
             )
         if self.data_lost:
             parts.append(f"{len(self.data_lost)} item(s) of the lab's data lost or changed")
+        if self.answers_changed:
+            changed = {(a.function, a.image) for a in self.answers_changed}
+            parts.append(
+                f"{len(changed)} function answer(s) changed ({len(self.answers_changed)} "
+                "element(s) beyond the tolerance)"
+            )
         if self.policy_flips:
             parts.append(f"{len(self.policy_flips)} policy check(s) flipped")
         if self.risky:
             parts.append(f"{len(self.risky)} risky configuration change(s)")
         if not parts:
-            info = len(self.drift or []) + len(self.new) + len(self.gone) + len(self.data or [])
+            info = (
+                len(self.drift or []) + len(self.new) + len(self.gone) + len(self.data or [])
+                + len(self.answers or [])
+            )  # fmt: skip
             return "nothing risky changed and no check flipped" + (
                 f" ({info} item(s) for information)" if info else ""
             )
@@ -186,11 +204,20 @@ def latency_sizes(before: dict[str, Any], after: dict[str, Any]) -> str:
 
 
 def compare(
-    before: Run, after: Run, risky: tuple[str, ...] = (), ignore: tuple[str, ...] = ()
+    before: Run,
+    after: Run,
+    risky: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = (),
+    tolerances: Tolerances | None = None,
 ) -> Comparison:
-    """The comparison of two runs; `risky` and `ignore` are the profile's `[baseline]`."""
+    """The comparison of two runs; `risky` and `ignore` are the profile's `[baseline]`,
+    `tolerances` its [inference] golden ones (default: the profile's defaults)."""
     comparison = Comparison(before, after)
     _changes(before, after, comparison)
+    if before.answers and after.answers:
+        comparison.answers = answer_changes(
+            before.answers, after.answers, tolerances or Tolerances(), before.folder, after.folder
+        )
     if before.fingerprint is not None and after.fingerprint is not None:
         comparison.drift = judge(drift(before.fingerprint, after.fingerprint), risky, ignore)
     if before.inventory is not None and after.inventory is not None:
@@ -242,11 +269,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         before, after = load_run(args.before), load_run(args.after)
-        policy = load_profile(args.profile).baseline
+        profile = load_profile(args.profile)
+        policy = profile.baseline
     except InputError as exc:  # a baseline or a profile it cannot read
         print(exc.line, file=sys.stderr)
         return EXIT_BAD_INPUT
-    comparison = compare(before, after, policy.risky, policy.ignore)
+    comparison = compare(before, after, policy.risky, policy.ignore, Tolerances.of(profile))
     page = Path(args.html).resolve()
     try:
         page.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
+from criobe_verify.answer_drift import AnswerChange
 from criobe_verify.compare import LATENCY_NOT_COMPARED, Change, Comparison, Timing
 
 CLIP = 110  # a finding's first line in the terminal; the page shows it whole
@@ -48,6 +49,16 @@ def sections(c: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Data lost or changed", ["change"], [[d.line] for d in c.data_lost]))
         info = [[d.line] for d in c.data if not d.finding]
         out.append(("Data: information", ["change"], info))
+    if c.answers is not None:
+        head = ["function", "image", "element", "before", "after", "measure"]
+
+        def rows(items: Iterable[AnswerChange]) -> list[list[str]]:
+            return [[a.function, a.image, a.element, a.before, a.after, a.measure] for a in items]
+
+        out.append(("Function answers changed", head, rows(c.answers_changed)))
+        out.append(
+            ("Function answers: information", head, rows(a for a in c.answers if not a.finding))
+        )
     latency = [
         [fn, *_latency_cells(c, fn, ts)]
         for fn, ts in sorted([*c.latency.items(), *c.latency_not_compared.items()])
@@ -95,6 +106,11 @@ def _data_not_compared(c: Comparison) -> str:
     return f"data not compared: {side} has no inventory (a summary.json or an older baseline)"
 
 
+def _answers_not_compared(c: Comparison) -> str:
+    side = "BEFORE" if not c.before.answers else "AFTER"
+    return f"function answers not compared: {side} kept none (the inference layer not run)"
+
+
 def text_table(c: Comparison) -> str:
     lines = [
         "criobe-verify compare",
@@ -105,6 +121,8 @@ def text_table(c: Comparison) -> str:
         lines.append(_not_compared(c))
     if c.data is None:
         lines.append(_data_not_compared(c))
+    if c.answers is None:
+        lines.append(_answers_not_compared(c))
     for title, header, rows in sections(c):
         if not rows:
             lines.append(f"{title}: none")
@@ -139,6 +157,8 @@ def html_page(c: Comparison) -> str:
         parts.append(f"<p>{e(_not_compared(c))}</p>")
     if c.data is None:
         parts.append(f"<p>{e(_data_not_compared(c))}</p>")
+    if c.answers is None:
+        parts.append(f"<p>{e(_answers_not_compared(c))}</p>")
     for title, header, rows in sections(c):
         parts.append(f"<h3>{e(title)} ({len(rows)})</h3>")
         if rows:

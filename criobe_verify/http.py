@@ -20,7 +20,11 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def http_client(**kwargs: Any) -> httpx.Client:
-    """httpx.Client(**kwargs) with the shared TLS context (unless `verify` is given)."""
+def http_client(*, timeout: float | httpx.Timeout, **kwargs: Any) -> httpx.Client:
+    """httpx.Client(**kwargs) with the shared TLS context (unless `verify` is given) and the
+    caller's timeout, which must be said: httpx's silent default (5 s) is no bound a lab
+    can read (selftests/test_timeouts.py holds every HTTP call of the suite to one)."""
+    if timeout is None:
+        raise ValueError("http_client needs a timeout")
     kwargs.setdefault("verify", tls_context())
-    return httpx.Client(**kwargs)
+    return httpx.Client(timeout=timeout, **kwargs)

@@ -201,3 +201,58 @@ def ground_truth(paths: Sequence[str | Path], image: str | Path) -> GroundTruth:
             expected,
             "pass the corner and grid exports of the same photo",
         ) from None
+
+
+def _named_images(path: Path) -> set[str]:
+    """The stems of the images a ground-truth file or folder describes (COCO `images`'
+    file_name; a ground_truth.json's photo)."""
+    folder_truth = path / "ground_truth.json"
+    files = [folder_truth] if path.is_dir() and folder_truth.is_file() else _json_files([path])
+    stems = set()
+    for f in files:
+        try:
+            doc = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # ground_truth() says what is wrong with it
+        if not isinstance(doc, dict):
+            continue
+        names = [im.get("file_name", "") for im in doc.get("images") or [] if isinstance(im, dict)]
+        names.append((doc.get("photo") or {}).get("file_name", "") if doc.get("photo") else "")
+        stems |= {Path(n).stem for n in names if n}
+    return stems
+
+
+def ground_truths(paths: Sequence[str | Path], images: Sequence[str | Path]) -> list:
+    """Several --sample-image photos: each --ground-truth paired with the photos it names by
+    file_name (the stem, as CVAT's exports name them); every ground truth must name a given
+    photo and every photo have one. [(image, GroundTruth)] in the order the photos were given.
+    """
+    stems = {Path(i).stem: i for i in images}
+    named = {Path(p): _named_images(Path(p)) for p in paths}
+    for p in named:
+        if not p.exists():
+            raise InputError(
+                f"--ground-truth {p}", "no such file", "a COCO export", "check the path"
+            )
+    for p, names in named.items():
+        if not names & set(stems):
+            says = ", ".join(sorted(names)) or "no image"
+            raise InputError(
+                f"--ground-truth {p}",
+                f"names none of the --sample-image photos (it describes {says})",
+                "each ground truth to name one of the photos given, by file_name",
+                "add the photo it describes with --sample-image, or leave this file out",
+            )
+    out = []
+    for stem, image in stems.items():
+        mine = [p for p, names in named.items() if stem in names]
+        if not mine:
+            raise InputError(
+                f"--sample-image {image}",
+                "no --ground-truth names this photo (by file_name)",
+                "COCO exports (or a ground_truth.json) whose images include "
+                f"{Path(image).name}, for each photo",
+                "add that photo's corner and grid exports with --ground-truth",
+            )
+        out.append((str(image), ground_truth(mine, image)))
+    return out

@@ -56,7 +56,9 @@ class RunInputs:
     layers: tuple[str, ...]
     stack_timeout: float
     docker: DockerEndpoint
-    sample_truth: GroundTruth | None = None
+    # The lab's photos (--sample-image, repeatable) each with its ground truth; () for the
+    # committed synthetic sample.
+    samples: tuple[tuple[str, GroundTruth], ...] = ()
     # --require: layers a skip in must fail the run (a CI job that must prove them).
     required: tuple[str, ...] = ()
 
@@ -212,29 +214,51 @@ def _only_with(option: Option, mode: str) -> None:
             )
 
 
-def _sample(option: Option) -> GroundTruth | None:
-    image, truth = option("--sample-image"), option("--ground-truth") or []
-    if image is None and truth:
+def _listed(value: Any) -> list[str]:
+    """A repeatable option's values (one value where a caller passes a single string)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _samples(option: Option) -> tuple[tuple[str, GroundTruth], ...]:
+    images, truth = _listed(option("--sample-image")), _listed(option("--ground-truth"))
+    if not images and truth:
         raise InputError(
             "--ground-truth " + ", ".join(truth),
             "given without --sample-image",
             "--sample-image PHOTO --ground-truth COCO_OR_JSON...",
             "add the photo it describes with --sample-image",
         )
-    if image is None:
-        return None
-    input_files.sample_image(image)
-    if not truth:
+    for image in images:
+        input_files.sample_image(image)
+    if images and not truth:
         raise InputError(
-            f"--sample-image {image}",
+            f"--sample-image {images[0]}",
             "needs --ground-truth (the photo's COCO exports)",
             "--sample-image PHOTO --ground-truth COCO_OR_JSON...",
             "add the corner and grid exports of that photo with --ground-truth",
         )
-    return input_files.ground_truth(truth, image)
+    if len(images) == 1:
+        return ((images[0], input_files.ground_truth(truth, images[0])),)
+    return tuple(input_files.ground_truths(truth, images))
+
+
+TWIN_PROFILE = "twin"
 
 
 def _golden(option: Option, profile: Profile) -> None:
+    if option("--update-golden") and profile.name != TWIN_PROFILE:
+        # The repository's golden answers are the twin's functions' on the synthetic sample;
+        # a lab's answers on its own photos are its baseline's, kept out of the repository.
+        raise InputError(
+            "--update-golden",
+            f"records the twin's golden answers, and this run's profile is {profile.name!r} "
+            f"({profile.path})",
+            f"--update-golden only with the twin's profile (profiles/{TWIN_PROFILE}.toml)",
+            "record this stack's answers with `criobe-verify baseline DIR` (they stay in DIR "
+            "and are compared after an upgrade by `criobe-verify compare`)",
+        )
     if option("--update-golden") and inside_installed_package(profile.golden_dir):
         raise InputError(
             "--update-golden",
@@ -273,6 +297,6 @@ def validate(option: Option, environ: Mapping[str, str], own_checks: bool = Fals
     _golden(option, profile)
     if mode == "up":
         input_files.stack_checkout(option("--stack-dir"))
-    truth = _sample(option)
+    samples = _samples(option)
     _outputs(option)
-    return RunInputs(profile, chosen, timeout, docker, truth, required)
+    return RunInputs(profile, chosen, timeout, docker, samples, required)

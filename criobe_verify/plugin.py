@@ -161,16 +161,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--sample-image",
-        default=None,
+        action="append",
+        default=[],
         help="a lab's own quadrat photo for the inference and e2e layers (default: the "
-        "committed synthetic sample, made for the twin)",
+        "committed synthetic sample, made for the twin); repeatable: the inference checks "
+        "judge each photo, e2e and latency use the first",
     )
     group.addoption(
         "--ground-truth",
         action="append",
         default=[],
         help="ground truth of --sample-image: COCO exports (corners, grid, corals) or a "
-        "ground_truth.json; repeatable",
+        "ground_truth.json; repeatable (with several photos, each paired by file_name)",
     )
     group.addoption(
         "--update-golden",

@@ -253,6 +253,11 @@ class Inference(Struct, frozen=True, forbid_unknown_fields=True):
     golden_tolerance_px: Pixels = 2.0
     # A regression check: the same answer as recorded, much tighter than accuracy's bar.
     golden_iou_min: IoU = 0.97
+    # LaMa's image: the share of its pixels that may differ by more than 16 grey levels (it
+    # repaints the strings only, a few percent of the image: a mean would dilute a change).
+    golden_image_changed_max: Annotated[
+        float, Meta(ge=0, le=1, description="a share of pixels between 0 and 1")
+    ] = 0.005
     # Whether the synthetic sample means anything to these functions: the twin's are made for
     # it; real CRIOBE models were trained on real photos and are judged on a lab's sample.
     synthetic_sample: Truthy = False

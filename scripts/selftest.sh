@@ -63,10 +63,12 @@ step "the twin adopted by the checkout's compose files (traefik recreated)"
 Twin(pathlib.Path(tempfile.mkdtemp())).restore("traefik")'
 
 status=0
-step "twin conformance: recorded CVAT exchanges, cvat-sdk flow, Smokescreen truth table, baselines"
+step "twin conformance: recorded CVAT exchanges, cvat-sdk flow, Smokescreen truth table, baselines, an attach run changes nothing"
 .venv/bin/python -m pytest -p no:cacheprovider -m twin -q \
   selftests/test_cvat_conformance.py selftests/test_cvat_sdk_flow.py \
   selftests/test_smokescreen_twin.py selftests/test_cli.py selftests/test_baseline.py \
+  selftests/test_non_destructive.py \
+  selftests/test_answer_drift.py \
   --junitxml=reports/conformance-junit.xml || status=$?
 
 # The faults tagged slow take the whole stack down and up again (wrong-compose-project, 90 s);

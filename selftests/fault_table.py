@@ -609,6 +609,38 @@ def _lab_removed(*services: str) -> Callable[[Twin], None]:
     return revert
 
 
+LAB_ORG = "criobelab"
+
+
+def _proxy_pins_lab_organization(twin: Twin) -> None:
+    """A lab whose organization has a webhook watching every project, task and job event,
+    and whose proxy in front of CVAT (traefik's custom request headers) adds X-Organization
+    to every API request: what the suite creates would land in that organization."""
+    with twin.cvat() as cvat:
+        org = cvat.post("/api/organizations", json={"slug": LAB_ORG, "name": "the lab"})
+        assert org.status_code == 201, org.text
+        hook = cvat.post("/api/webhooks", headers={"X-Organization": LAB_ORG}, json={
+            "target_url": "http://lab-pipeline.example:9000/quadrat", "type": "organization",
+            "events": ["create:task", "update:task", "create:job", "update:job"],
+            "enable_ssl": False,
+        })  # fmt: skip
+        assert hook.status_code == 201, hook.text
+    header = f"proxy_set_header X-Organization {LAB_ORG};"
+    twin.exec("traefik", "sh", "-c",
+              f"sed -i 's/proxy_set_header Host $http_host;/&\\n    {header}/' "
+              "/etc/nginx/conf.d/cvat.conf && grep -q X-Organization /etc/nginx/conf.d/cvat.conf "
+              "&& nginx -s reload")  # fmt: skip
+    time.sleep(1)
+
+
+def _lab_organization_removed(twin: Twin) -> None:
+    twin.restore("traefik")  # its entrypoint renders the routing from the template again
+    with twin.cvat() as cvat:
+        for org in cvat.get("/api/organizations", params={"page_size": 100}).json()["results"]:
+            if org["slug"] == LAB_ORG:
+                cvat.delete(f"/api/organizations/{org['id']}")
+
+
 def _bridge_fault(knobs: Mapping[str, str]) -> Callable[[Twin], None]:
     env = "".join(f'      {k}: "{v}"\n' for k, v in knobs.items())
     return _recreate("bridge", f"  bridge:\n    environment:\n{env}")
@@ -1219,6 +1251,21 @@ FAULTS: list[Fault] = [
                 "the server is 2.29.0",
             ),
         },
+    ),
+    Fault(
+        id="proxy-pins-lab-organization",
+        what="a proxy in front of CVAT adds X-Organization of a lab organization whose webhook "
+        "watches every task and job: the suite's objects would set off the lab's pipeline",
+        inject=_proxy_pins_lab_organization,
+        revert=_lab_organization_removed,
+        fails={
+            "services/scratch-sets-off-no-lab-webhook": (
+                "whose webhook(s) of the lab would fire",
+                "lab-pipeline.example",
+                "X-Organization",
+            ),
+        },
+        skips={"services/webhooks-worker-takes-jobs": "scratch-sets-off-no-lab-webhook"},
     ),
     Fault(
         id="webhooks-worker-frozen",

@@ -76,6 +76,25 @@ def _truncated_photo(folder: Path) -> list[str]:
     return ["--sample-image", str(photo), "--ground-truth", str(TRUTH)]
 
 
+def _second_photo(folder: Path, truth_names: str = "Q2.jpg") -> tuple[Path, Path]:
+    """A second lab photo (the sample's, renamed) and a ground_truth.json naming
+    `truth_names` as its photo."""
+    photo = _write(folder, "Q2.jpg", PHOTO.read_bytes())
+    doc = json.loads(TRUTH.read_text())
+    doc["photo"]["file_name"] = truth_names
+    return photo, _write(folder, "q2_truth.json", json.dumps(doc))
+
+
+def _two_photos(truth_names: str, give_second_truth: bool = True) -> Prepare:
+    def prepare(folder: Path) -> list[str]:
+        photo, truth = _second_photo(folder, truth_names)
+        more = ["--ground-truth", str(truth)] if give_second_truth else []
+        return ["--sample-image", str(PHOTO), "--sample-image", str(photo),
+                "--ground-truth", str(TRUTH), *more]  # fmt: skip
+
+    return prepare
+
+
 BAD: list[Bad] = [
     # --- options ---
     Bad("layer-typo-in-a-list", args("--layer", "host,contaners"), "--layer contaners: unknown layer; expected one of host, containers"),
@@ -129,6 +148,9 @@ BAD: list[Bad] = [
     Bad("sample-not-an-image", lambda d: ["--sample-image", str(_write(d, "q.jpg", "GIF? no, a note")), "--ground-truth", str(TRUTH)], "q.jpg: not an image"),
     Bad("ground-truth-malformed-json", lambda d: ["--sample-image", str(PHOTO), "--ground-truth", str(_write(d, "corners.json", '{"images":\n'))], "corners.json: not valid JSON (line 2 column 1)"),
     Bad("ground-truth-not-coco", lambda d: ["--sample-image", str(PHOTO), "--ground-truth", str(_write(d, "corners.json", '{"images": []}'))], "corners.json: not a COCO export of that quadrat: no ground truth found"),
+    Bad("ground-truth-names-no-photo", _two_photos("Elsewhere.jpg"), "q2_truth.json: names none of the --sample-image photos (it describes Elsewhere)"),
+    Bad("photo-without-ground-truth", _two_photos("Q2.jpg", give_second_truth=False), "Q2.jpg: no --ground-truth names this photo (by file_name)"),
+    Bad("update-golden-with-a-labs-profile", args("--update-golden"), "--update-golden: records the twin's golden answers, and this run's profile is 'criobe'"),
     # --- environment ---
     Bad("docker-host-scheme", args(), "DOCKER_HOST=ftp://engine: not an address docker can connect to", env={"DOCKER_HOST": "ftp://engine"}),
     Bad("docker-host-password", args(), "DOCKER_HOST=tcp://admin:[REDACTED]@127.0.0.1:1: carries a user name", env={"DOCKER_HOST": "tcp://admin:s3cretpw@127.0.0.1:1"}),
@@ -223,6 +245,25 @@ IN_PROCESS = [
     ({}, {"CRIOBE_STACK_HOST": "ssh://"}, "CRIOBE_STACK_HOST=ssh://: no host after the backend"),
     ({}, {"CRIOBE_STACK_HOST": "ssh://ops:Hunter2pw@gpu-host", "DOCKER_HOST": "tcp://x:1:2"}, "DOCKER_HOST=tcp://x:1:2"),
 ]  # fmt: skip
+
+
+def test_several_photos_are_each_paired_with_the_ground_truth_naming_them(tmp_path: Path):
+    from criobe_verify.inputs import validate
+
+    photo, truth = _second_photo(tmp_path)
+    options = {
+        "--sample-image": [str(photo), str(PHOTO)],
+        "--ground-truth": [str(TRUTH), str(truth)],
+    }
+    samples = validate(options.get, {}).samples
+    assert [(Path(image).name, t.photo_file) for image, t in samples] == [
+        ("Q2.jpg", "Q2.jpg"), ("Synthetic_2024_07.jpg", "1-raw_jpg/Synthetic_2024_07.jpg"),
+    ]  # fmt: skip
+    # One photo: paired as before (a COCO export of one image, whatever it names).
+    (single,) = validate(
+        {"--sample-image": [str(photo)], "--ground-truth": [str(TRUTH)]}.get, {}
+    ).samples
+    assert single[0] == str(photo)
 
 
 @pytest.mark.parametrize(("options", "environ", "names"), IN_PROCESS)

@@ -692,3 +692,86 @@ def test_task_patch_edits_its_own_labels():
         assert sorted(_labels(base, auth, task_id=task["id"])) == ["a2", "c2"]
     finally:
         httpx.delete(f"{base}/api/tasks/{task['id']}", auth=auth, timeout=30)
+
+
+def _deliveries(base: str, auth: tuple[str, str], hook_id: int) -> list[dict]:
+    answer = httpx.get(f"{base}/api/webhooks/{hook_id}/deliveries", auth=auth, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+def _wait_deliveries(base: str, auth: tuple[str, str], hook_id: int, count: int) -> list[dict]:
+    """Events are sent by cvat_worker_webhooks after the commit: until `count` arrived
+    (bounded), then a moment more, so that one too many would show."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(_deliveries(base, auth, hook_id)) < count:
+        time.sleep(0.3)
+    time.sleep(1.5)
+    return _deliveries(base, auth, hook_id)
+
+
+def test_organization_webhooks_fire_for_their_organization_only():
+    """CVAT 2.29.0's select_webhooks (cvat/apps/webhooks/signals.py): an active organization
+    webhook receives the events of every object whose organization is its own (create:project
+    included, which no project webhook can watch), and none of an object in a sandbox (made
+    without X-Organization, ?org= or ?org_id=). Objects take the request's organization; a
+    task and its project must share one; an admin lists everything in the sandbox context and
+    the organization's objects in its context."""
+    ensure_admin()
+    auth = ("admin", ADMIN_PASSWORD)
+    base = replay.BASE_URL
+    slug = f"lab{secrets.token_hex(4)}"
+    org = httpx.post(f"{base}/api/organizations", auth=auth, timeout=30,
+                     json={"slug": slug, "name": "a lab"})  # fmt: skip
+    assert org.status_code == 201, org.text
+    org = org.json()
+    assert (org["slug"], org["owner"]["username"]) == (slug, "admin")
+    in_org = {"X-Organization": slug}
+    made: list[int] = []
+    try:
+        events = ["create:project", "create:task", "update:task", "delete:task"]
+        hook = httpx.post(f"{base}/api/webhooks", auth=auth, headers=in_org, timeout=30, json={
+            "target_url": f"http://bridge.gateway:{replay.free_port()}/lab", "type": "organization",
+            "events": events, "enable_ssl": False,
+        })  # fmt: skip
+        assert hook.status_code == 201, hook.text
+        hook = hook.json()
+        assert (hook["organization"], hook["project_id"]) == (org["id"], None)
+
+        sandbox = httpx.post(f"{base}/api/projects", auth=auth, timeout=30,
+                             json={"name": "sandbox", "labels": []}).json()  # fmt: skip
+        made.append(sandbox["id"])
+        assert sandbox["organization"] is None
+        task = httpx.post(f"{base}/api/tasks", auth=auth, timeout=30,
+                          json={"name": "t", "project_id": sandbox["id"]}).json()  # fmt: skip
+        assert task["organization"] is None
+        assert _wait_deliveries(base, auth, hook["id"], 0) == []
+
+        lab = httpx.post(f"{base}/api/projects", auth=auth, headers=in_org, timeout=30,
+                         json={"name": "lab", "labels": []}).json()  # fmt: skip
+        made.append(lab["id"])
+        assert lab["organization"] == org["id"]
+        mixed = httpx.post(f"{base}/api/tasks", auth=auth, timeout=30,
+                           json={"name": "t", "project_id": lab["id"]})  # fmt: skip
+        assert mixed.status_code == 400, mixed.text
+        assert "same organization" in mixed.text
+        lab_task = httpx.post(f"{base}/api/tasks", auth=auth, headers=in_org, timeout=30,
+                              json={"name": "t", "project_id": lab["id"]})  # fmt: skip
+        assert lab_task.status_code == 201 and lab_task.json()["organization"] == org["id"]
+        got = _wait_deliveries(base, auth, hook["id"], 2)
+        assert sorted(d["event"] for d in got) == ["create:project", "create:task"]
+        assert {d["request"].get("webhook_id") for d in got} == {hook["id"]}
+
+        listed = httpx.get(f"{base}/api/webhooks", auth=auth, params={"org": slug}).json()
+        assert [h["id"] for h in listed["results"]] == [hook["id"]]
+        everything = httpx.get(f"{base}/api/projects", auth=auth, params={"page_size": 500})
+        assert {sandbox["id"], lab["id"]} <= {p["id"] for p in everything.json()["results"]}
+        only_org = httpx.get(f"{base}/api/projects", auth=auth, params={"org_id": org["id"]})
+        assert [p["id"] for p in only_org.json()["results"]] == [lab["id"]]
+        unknown = httpx.get(f"{base}/api/projects", auth=auth, headers={"X-Organization": "nope0"})
+        assert unknown.status_code == 404
+    finally:
+        for pid in made:
+            httpx.delete(f"{base}/api/projects/{pid}", auth=auth, timeout=30)
+        httpx.delete(f"{base}/api/organizations/{org['id']}", auth=auth, timeout=30)
+    assert httpx.get(f"{base}/api/webhooks/{hook['id']}", auth=auth).status_code == 404

@@ -18,8 +18,8 @@ def _run(answer: list[dict]) -> SimpleNamespace:
     """What Run._corner_problems reads: the corners project's labels, the function's answer,
     the sample's size and the profile's shape source."""
     pipeline = SimpleNamespace(
-        functions=SimpleNamespace(answer=lambda name, request: SimpleNamespace(data=answer)),
-        sample=SimpleNamespace(request=lambda kind: {}, truth=SimpleNamespace(photo_size=(100, 100))),
+        functions=SimpleNamespace(answer=lambda name, request, image="": SimpleNamespace(data=answer)),
+        sample=SimpleNamespace(request=lambda kind: {}, key="q.jpg", truth=SimpleNamespace(photo_size=(100, 100))),
         profile=SimpleNamespace(e2e=SimpleNamespace(shape_source="auto")),
     )  # fmt: skip
     run = SimpleNamespace(pipeline=pipeline, workflow="two-stage", labels=lambda kind: [CORNER])

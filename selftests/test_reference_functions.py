@@ -317,6 +317,10 @@ def moves_out_by_10px(base, s):
     return np.allclose(farther, 10, atol=0.05)
 
 
+def moves_right_by_4px(base, s):
+    return np.allclose(points(s) - base, [4, 0], atol=0.01)
+
+
 def confidences_are_fractions(base, s):
     # What CVAT drops: str.isnumeric() is False for "0.97".
     values = [s["confidence"], *(e["confidence"] for e in s["elements"])]
@@ -335,6 +339,7 @@ def label_is_unknown(base, s):
         ("two-corners", keeps_the_top_two),
         ("counter-clockwise", runs_counter_clockwise),
         ("offset-10px", moves_out_by_10px),
+        ("moved-4px", moves_right_by_4px),
         ("confidence-fraction", confidences_are_fractions),
         ("unknown-label", label_is_unknown),
     ],

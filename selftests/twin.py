@@ -240,6 +240,7 @@ class Twin:
         profile_text: str | None = None,
         phase: str = "installed",
         layers: tuple[str, ...] = (),
+        timeout: float = 600,
     ) -> dict:
         reports = self.workdir / f"reports-{self._n}"
         self._n += 1
@@ -267,7 +268,7 @@ class Twin:
             env={**os.environ, **(env or {})},
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=timeout,
         )
         summary_path = reports / "summary.json"
         assert summary_path.exists(), (

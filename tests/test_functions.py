@@ -106,7 +106,7 @@ def test_function_has_its_gpu_and_uses_it(
     if not required and not gpu.access.has_gpu:
         pytest.skip(f"{gpu_function.name}: gpu optional; on the CPU ({gpu.access.describe()})")
     expect(gpu.access.has_gpu, gpu.why_no_gpu)
-    functions.answer(gpu_function.name, sample.request(gpu_function.role))  # the warm call
+    functions.answer(gpu_function.name, sample.request(gpu_function.role), sample.key)  # warm
     use = gpu.use()
     if use.on_gpu is None or (not required and not use.on_gpu):
         pytest.skip(f"{gpu_function.name}: has {gpu.access.describe()}; use unproven: {use.proof}")

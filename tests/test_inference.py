@@ -3,6 +3,10 @@ skeletons, replaces bad confidences and drops unknown labels, which would hide d
 
     pytest -m inference                                   # the committed synthetic sample
     pytest -m inference --sample-image q.jpg --ground-truth corners.json --ground-truth grid.json
+    pytest -m inference --sample-image q1.jpg --sample-image q2.jpg --ground-truth exports/
+
+Several photos: each check runs per function and photo (`inference/answers-sample[<function>@
+<photo>]`); one photo keeps the function's name alone as the id.
 
 Per function: it answers the image of its pipeline stage; its answer follows the output
 contract (one quadrat_corner skeleton, elements 1-4 clockwise from the top-left; one grid
@@ -26,10 +30,13 @@ pytestmark = [pytest.mark.inference, pytest.mark.guide("step-6")]
 
 
 @check("inference/answers-sample")
-def test_function_answers_the_sample(expected_function, answers, depends_on):
+def test_function_answers_the_sample(expected_function, answers, depends_on, report_answer):
+    """The answer is kept in summary.json (and a baseline: the lab's golden, compared after
+    an upgrade by criobe_verify/answer_drift.py)."""
     depends_on("functions/deployed-and-ready")
     answer = answers[expected_function]
     expect(answer.ok, answer.why_no_answer)
+    report_answer(*answer.kept())
 
 
 @check("inference/output-follows-contract")
@@ -68,7 +75,7 @@ def test_function_output_matches_its_golden(expected_function, answers, golden, 
 
 @check("inference/cvat-keeps-answer")
 def test_cvat_keeps_what_the_function_returned(
-    detector_function, answers, sample, cvat_scratch, nuclio, depends_on
+    detector_function, answers, judged_sample, cvat_scratch, nuclio, depends_on
 ):
     """One online call through CVAT's lambda API (POST /api/lambda/functions/<id>) on a task
     holding the same image: CVAT answers what its lambda manager's rules make of the function's
@@ -78,7 +85,7 @@ def test_cvat_keeps_what_the_function_returned(
     depends_on("inference/output-follows-contract", "functions/cvat-lists-detector")
     project = cvat_scratch.criobe_project(fn.role)
     task, _ = cvat_scratch.task_with_one_job(
-        project.id, image=sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
+        project.id, image=judged_sample.stage_bytes(fn.role), name=f"{fn.role}.jpg"
     )
     keeps = online_call_keeps(
         answers[fn].data, nuclio.function(fn).cvat_spec, cvat.labels(project.id), fn.name

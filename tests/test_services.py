@@ -62,6 +62,17 @@ def test_bridge_cvat_url_is_accepted_by_cvat(bridge):
     expect(answer.status == 200, lambda: bridge.why_cvat_url_refused(answer))
 
 
+@check("services/scratch-sets-off-no-lab-webhook", guide="post-install")
+def test_scratch_objects_set_off_no_webhook_of_the_lab(cvat_scratch, depends_on):
+    """What the suite creates in CVAT must not start the lab's own pipeline: CVAT 2.29.0
+    sends an object's events to its organization's and its project's webhooks only, and the
+    suite's first project lands in the bridge user's sandbox (or an organization no active
+    webhook of the lab watches). Otherwise it is deleted at once and nothing more is made."""
+    depends_on(LOGIN_CHECK, "services/bridge-user-is-admin")
+    placed = cvat_scratch.placement()
+    expect(not placed.watched_by, lambda: cvat_scratch.stopped)
+
+
 @check("services/webhooks-worker-takes-jobs", guide="post-install")
 def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
     cvat_scratch, webhooks_worker, bridge, depends_on
@@ -69,7 +80,9 @@ def test_webhooks_worker_takes_jobs_from_the_webhooks_queue(
     """A job really enqueued on `webhooks` and really consumed: an event's delivery record
     exists only once cvat_worker_webhooks ran the job (whatever the target answered). The
     project is created as the bridge's user: one outside CVAT's admin group may create nothing."""
-    depends_on(LOGIN_CHECK, "services/bridge-user-is-admin")
+    depends_on(
+        LOGIN_CHECK, "services/bridge-user-is-admin", "services/scratch-sets-off-no-lab-webhook"
+    )
     project = cvat_scratch.project()
     webhook = cvat_scratch.webhook(project.id, bridge.webhook_target, ["update:project"])
     cvat_scratch.session.rename_project(project, project.name + "-x")

@@ -11,7 +11,6 @@ it can be wrong.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from criobe_verify.accuracy import (
     point_errors,
     skeleton_points,
 )
+from criobe_verify.answer_drift import Tolerances, image_png, record_changes, record_of
 from criobe_verify.coverage import not_asked
 from criobe_verify.diagnosis import Diagnosis
 from criobe_verify.overlay import draw_shapes, draw_truth, side_by_side
@@ -37,7 +37,6 @@ from criobe_verify.shapes import (
     GRID_LABEL,
     coral_problems,
     corner_problems,
-    decode_image,
     grid_problems,
     inpaint_problems,
     interactor_problems,
@@ -157,67 +156,12 @@ def accuracy_problems(fn, data, sample, profile) -> tuple[list[str], str]:
     return [], "no ground truth for this role"
 
 
-def golden_digest(fn, data, profile) -> dict:
-    """What is kept of an answer as its golden: shapes as they are; LaMa's image downscaled;
-    SAM's embedding as per-channel means (its floats move a little between GPUs)."""
-    if fn.role == "inpaint":
-        small = decode_image(data["image"]).convert("L").resize((64, 64))
-        return {"thumbnail": list(small.tobytes())}
-    if fn.role == "interactor":
-        import numpy as np
-
-        blob = np.frombuffer(base64.b64decode(data["blob"]), dtype=np.float32).reshape(256, -1)
-        return {"channel_means": [round(float(v), 5) for v in blob.mean(axis=1)]}
-    if fn.role == "corals":
-        # The outline is what CVAT keeps (conv_mask_to_poly); the mask would weigh megabytes.
-        return {"answer": [{k: v for k, v in s.items() if k != "mask"} for s in data]}
-    return {"answer": data}
-
-
-def golden_drift(fn, now: dict, golden: dict, tolerance_px: float, iou_min: float) -> list[str]:
-    if fn.role in ("corners", "grid"):
-        label = CORNER_LABEL if fn.role == "corners" else GRID_LABEL
-        was = skeleton_points(golden["answer"], label)
-        errors = point_errors(
-            skeleton_points(now["answer"], label), [was[k] for k in sorted(was, key=int)]
-        )
-        moved = {k: v for k, v in errors.items() if v > tolerance_px}
-        return (
-            [
-                f"{len(moved)} element(s) moved more than {tolerance_px:g} px, e.g. "
-                + ", ".join(f"{k}: {v:.1f} px" for k, v in list(moved.items())[:4])
-            ]
-            if moved
-            else []
-        )
-    if fn.role == "corals":
-        from shapely.geometry import Polygon
-
-        polys = [
-            (
-                s.get("label"),
-                [(s["points"][i], s["points"][i + 1]) for i in range(0, len(s["points"]) - 1, 2)],
-            )
-            for s in golden["answer"]
-        ]
-        matches, extra = match_corals(
-            now["answer"], [(g, p) for g, p in polys if len(p) >= 3 and Polygon(p).area > 0]
-        )
-        bad = [m for m in matches if m.iou < 0.9 or m.found_genus != m.genus]
-        if bad or extra:
-            return [
-                f"{len(bad)} of {len(matches)} golden shapes not found again (IoU < 0.9 or "
-                f"another label){f', {extra} new shape(s)' if extra else ''}"
-            ]
-        return []
-    if fn.role == "inpaint":
-        diff = sum(abs(a - b) for a, b in zip(now["thumbnail"], golden["thumbnail"], strict=True))
-        mean = diff / len(golden["thumbnail"])
-        return [f"the image differs by {mean:.1f} grey levels on average"] if mean > 4 else []
-    diff = max(
-        abs(a - b) for a, b in zip(now["channel_means"], golden["channel_means"], strict=True)
-    )
-    return [f"embedding channel means moved by up to {diff:.4f}"] if diff > 0.01 else []
+def golden_drift(fn, now: dict, golden: dict, tolerances: Tolerances) -> list[str]:
+    """How this answer's record differs from a golden one, one line each (empty: the same);
+    a golden file of an older release has no `role`: its function's is meant."""
+    recorded = {"role": fn.role, **golden}
+    changes = record_changes(fn.name, "the sample", recorded, now, tolerances)
+    return [c.line for c in changes if c.finding]
 
 
 class FunctionAnswer:
@@ -258,13 +202,16 @@ class FunctionAnswer:
         return accuracy_problems(self.fn, self.data, self.sample, self.profile)
 
     def digest(self) -> dict:
-        return golden_digest(self.fn, self.data, self.profile)
+        """What a golden answer or a baseline keeps of it (criobe_verify/answer_drift.py)."""
+        return record_of(self.fn.role, self.data)
+
+    def kept(self) -> tuple[str, str, dict, bytes | None]:
+        """(function, image, record, image file) as a baseline keeps this answer."""
+        png = image_png(self.fn.role, self.data)
+        return self.fn.name, self.sample.key, self.digest(), png
 
     def drift_from(self, golden: dict) -> list[str]:
-        limits = self.profile.inference
-        return golden_drift(
-            self.fn, self.digest(), golden, limits.golden_tolerance_px, limits.golden_iou_min
-        )
+        return golden_drift(self.fn, self.digest(), golden, Tolerances.of(self.profile))
 
     # -- diagnoses ----------------------------------------------------------------------
 
@@ -323,7 +270,7 @@ class Answers:
     def __getitem__(self, fn: Function) -> FunctionAnswer:
         if fn.optional and self.functions.dashboard.function(fn.name) is None:
             not_asked(f"{fn.name}: optional in the profile and not deployed")
-        call = self.functions.answer(fn.name, self.sample.request(fn.role))
+        call = self.functions.answer(fn.name, self.sample.request(fn.role), self.sample.key)
         return FunctionAnswer(fn, call, self.sample, self.profile)
 
 

@@ -280,7 +280,9 @@ class Run:
     def _corner_problems(self, corner: Label, shapes: list[Shape]) -> list[str]:
         names = names_of(self.labels("corners"))
         pipeline = self.pipeline
-        raw = pipeline.functions.answer(CORNERS, pipeline.sample.request("corners")).data
+        raw = pipeline.functions.answer(
+            CORNERS, pipeline.sample.request("corners"), pipeline.sample.key
+        ).data
         answered = sum(
             1 for s in raw or () if isinstance(s, dict) and s.get("label") == corner.name
         )

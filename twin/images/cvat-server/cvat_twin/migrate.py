@@ -210,12 +210,45 @@ CREATE VIEW auth_user AS SELECT * FROM twin_user;
 # CVAT's LabeledShape.group is nullable: auto-annotation writes null.
 _SCHEMA_0004 = "ALTER TABLE twin_shape ALTER COLUMN group_id DROP NOT NULL;"
 
+# Organizations (cvat/apps/organizations): an object made with an organization context
+# (X-Organization, ?org=, ?org_id=) belongs to it, one made without lives in its owner's
+# sandbox (NULL). A project's or task's organization is SET NULL when the organization goes,
+# a webhook's cascades (CVAT's foreign keys).
+_SCHEMA_0005 = """
+CREATE TABLE twin_organization (
+    id serial PRIMARY KEY,
+    slug varchar(16) NOT NULL UNIQUE,
+    name varchar(64) NOT NULL DEFAULT '',
+    description text NOT NULL DEFAULT '',
+    contact jsonb NOT NULL DEFAULT '{}',
+    owner_id integer NULL REFERENCES twin_user(id) ON DELETE SET NULL,
+    created_date timestamptz NOT NULL,
+    updated_date timestamptz NOT NULL
+);
+CREATE TABLE twin_membership (
+    id serial PRIMARY KEY,
+    user_id integer NOT NULL REFERENCES twin_user(id) ON DELETE CASCADE,
+    organization_id integer NOT NULL REFERENCES twin_organization(id) ON DELETE CASCADE,
+    role varchar(16) NOT NULL,
+    is_active boolean NOT NULL DEFAULT true,
+    joined_date timestamptz NULL,
+    UNIQUE (user_id, organization_id)
+);
+ALTER TABLE twin_project ADD COLUMN organization_id integer NULL
+    REFERENCES twin_organization(id) ON DELETE SET NULL;
+ALTER TABLE twin_task ADD COLUMN organization_id integer NULL
+    REFERENCES twin_organization(id) ON DELETE SET NULL;
+ALTER TABLE twin_webhook ADD COLUMN organization_id integer NULL
+    REFERENCES twin_organization(id) ON DELETE CASCADE;
+"""
+
 # (name, SQL). Append only; never edit an applied one.
 MIGRATIONS = [
     ("0001_initial", "SELECT 1"),
     ("0002_engine", _SCHEMA_0002),
     ("0003_groups", _SCHEMA_0003),
     ("0004_shape_group_null", _SCHEMA_0004),
+    ("0005_organizations", _SCHEMA_0005),
 ]
 
 _ADVISORY_LOCK = 0x63766174  # "cvat"

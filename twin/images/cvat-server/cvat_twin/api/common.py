@@ -132,3 +132,50 @@ def respond(data, status=200, headers=None, vary=None):
 
 now = db.now
 iso = db.iso
+
+
+def org_context(cur, request):
+    """The organization a request works in (cvat/apps/iam/middleware.py): `org_id`, or the
+    slug from `org` or `X-Organization` (both given: they must agree); none of them (or an
+    empty slug, the UI's personal workspace) is the sandbox, None. A member, or an admin,
+    may work in an organization."""
+    org_id = request.query_param("org_id")
+    slug = request.query_param("org")
+    header = request.header("X-Organization")
+    if org_id is not None and (slug is not None or header is not None):
+        raise ApiError(400, ['You cannot specify "org_id" query parameter with "org" query '
+                             'parameter or "X-Organization" HTTP header at the same time.'])  # fmt: skip
+    if slug is not None and header is not None and slug != header:
+        raise ApiError(400, ['You cannot specify "org" query parameter and "X-Organization" '
+                             "HTTP header with different values."])  # fmt: skip
+    slug = slug if slug is not None else header
+    if slug:
+        cur.execute("SELECT * FROM twin_organization WHERE slug = %s", (slug,))
+    elif org_id:
+        try:
+            cur.execute("SELECT * FROM twin_organization WHERE id = %s", (int(org_id),))
+        except ValueError:
+            raise ApiError(404, {"detail": "No Organization matches the given query."}) from None
+    else:
+        return None
+    org = cur.fetchone()
+    if org is None:
+        raise ApiError(404, {"detail": "No Organization matches the given query."})
+    user = request.context.get("user")
+    if user is not None and not is_admin(user):
+        cur.execute(
+            "SELECT 1 FROM twin_membership WHERE user_id = %s AND organization_id = %s"
+            " AND is_active",
+            (user["id"], org["id"]),
+        )
+        if cur.fetchone() is None:
+            raise ApiError(403, {"detail": "You are not a member of the organization"})
+    return org
+
+
+def in_context(rows, org):
+    """An admin's listing (OPA's filter): every object in the sandbox context, the
+    organization's objects in an organization context."""
+    if org is None:
+        return rows
+    return [r for r in rows if r.get("organization_id") == org["id"]]

@@ -18,11 +18,13 @@ from .common import (
     ApiError,
     base_url,
     check_owner,
+    in_context,
     is_admin,
     iso,
     json_body,
     load_user,
     now,
+    org_context,
     paginate,
     require_privilege,
     require_user,
@@ -83,7 +85,7 @@ def project_read(cur, base, project):
         "updated_date": iso(project["updated_date"]),
         "status": project["status"],
         "dimension": dimension,
-        "organization": None,
+        "organization": project.get("organization_id"),
         "target_storage": None,
         "source_storage": None,
         "tasks": {"count": count, "url": f"{base}/api/tasks?project_id={pid}"},
@@ -343,6 +345,7 @@ def projects(request):
     base = base_url(request)
     with db.transaction() as cur:
         user = require_user(cur, request)
+        org = org_context(cur, request)
         if request.method == "GET":
             if is_admin(user):
                 cur.execute("SELECT * FROM twin_project ORDER BY id DESC")
@@ -352,7 +355,7 @@ def projects(request):
                     " ORDER BY id DESC",
                     (user["id"], user["id"]),
                 )
-            items = [project_read(cur, base, p) for p in cur.fetchall()]
+            items = [project_read(cur, base, p) for p in in_context(cur.fetchall(), org)]
             return respond(paginate(request, items))
         require_privilege(user)  # CVAT checks permissions before validating
         data = json_body(request)
@@ -363,14 +366,18 @@ def projects(request):
         stamp = now()
         cur.execute(
             "INSERT INTO twin_project (name, owner_id, assignee_id, bug_tracker, created_date,"
-            " updated_date) VALUES (%s,%s,%s,%s,%s,%s) RETURNING *",
+            " updated_date, organization_id) VALUES (%s,%s,%s,%s,%s,%s,%s) RETURNING *",
             (data["name"], data.get("owner_id") or user["id"], data.get("assignee_id"),
-             data.get("bug_tracker") or "", stamp, stamp),
+             data.get("bug_tracker") or "", stamp, stamp, org and org["id"]),
         )  # fmt: skip
         project = cur.fetchone()
         for spec in labels:
             _create_label(cur, spec, project_id=project["id"])
         body = project_read(cur, base, project)
+        # Only an organization webhook can watch create:project (not a project event).
+        queued = [events.Event("create:project", project["id"], "project", body, None)]
+        events.resolve(cur, queued, user_brief(base, user))
+    events.flush(queued)
     return respond(body, 201, headers={"Location": body["url"]})
 
 
@@ -582,7 +589,7 @@ def task_read(cur, base, task, stale_jobs=False):
     data.update(
         dimension="2d",
         subset=task["subset"],
-        organization=None,
+        organization=task.get("organization_id"),
         target_storage=None,
         source_storage=None,
         jobs=jobs,
@@ -600,9 +607,10 @@ def tasks(request):
     queued = []
     with db.transaction() as cur:
         user = require_user(cur, request)
+        org = org_context(cur, request)
         if request.method == "GET":
             cur.execute("SELECT * FROM twin_task ORDER BY id DESC")
-            rows = cur.fetchall()
+            rows = in_context(cur.fetchall(), org)
             project_id = request.query_param("project_id")
             if project_id is not None:
                 rows = [t for t in rows if str(t["project_id"]) == project_id]
@@ -624,25 +632,29 @@ def tasks(request):
             check_owner(user, project["owner_id"], project["assignee_id"])
             if data.get("labels"):
                 raise ApiError(400, {"labels": ["Labels can't be set together with project_id"]})
+            # TaskWriteSerializer.create: the task takes the request's organization.
+            if project["organization_id"] != (org and org["id"]):
+                raise ApiError(
+                    400, ["The task and its project should be in the same organization."]
+                )
         elif not data.get("labels"):
             raise ApiError(400, {"label_set": ["Label set must not be empty"]})
         stamp = now()
         cur.execute(
             "INSERT INTO twin_task (name, project_id, owner_id, assignee_id, bug_tracker,"
-            " segment_size, overlap, subset, created_date, updated_date)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
+            " segment_size, overlap, subset, created_date, updated_date, organization_id)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
             (data["name"], project_id, data.get("owner_id") or user["id"],
              data.get("assignee_id"), data.get("bug_tracker") or "",
              data.get("segment_size") or 0, data.get("overlap"), data.get("subset") or "",
-             stamp, stamp),
+             stamp, stamp, org and org["id"]),
         )  # fmt: skip
         task = cur.fetchone()
         for spec in data.get("labels") or []:
             _create_label(cur, spec, task_id=task["id"])
         body = task_read(cur, base, task)
-        if project_id is not None:
-            queued.append(events.Event("create:task", project_id, "task", body, None))
-            events.resolve(cur, queued, user_brief(base, user))
+        queued.append(events.Event("create:task", project_id, "task", body, None))
+        events.resolve(cur, queued, user_brief(base, user))
     events.flush(queued)
     return respond(body, 201, headers={"Location": body["url"]})
 
@@ -665,9 +677,8 @@ def task_detail(request):
         if request.method == "DELETE":
             body = task_read(cur, base, task)
             cur.execute("DELETE FROM twin_task WHERE id = %s", (task["id"],))
-            if task["project_id"] is not None:
-                queued.append(events.Event("delete:task", task["project_id"], "task", body, None))
-                events.resolve(cur, queued, sender)
+            queued.append(events.Event("delete:task", task["project_id"], "task", body, None))
+            events.resolve(cur, queued, sender)
             status, body = 204, None
         else:
             before = task_read(cur, base, task, stale_jobs=True)
@@ -691,7 +702,7 @@ def task_detail(request):
                         (now(), task["id"]))  # fmt: skip
             task = cur.fetchone()
             body = task_read(cur, base, task)
-            if task["project_id"] is not None:
+            if _watchable(task):
                 queued.append(events.Event("update:task", task["project_id"], "task", body,
                                            events.changed(before, body)))  # fmt: skip
                 events.resolve(cur, queued, sender)
@@ -857,11 +868,10 @@ def _create_task_data(rq_id, task_id, quality, fields, base, sender):
                 (overlap, segment, size, quality, task_id, chunk, now(), task_id),
             )
             task = cur.fetchone()
-            if task["project_id"] is not None:
-                for job in created_jobs:
-                    queued.append(events.Event("create:job", task["project_id"], "job",
-                                               job_read(cur, base, job), None))  # fmt: skip
-                events.resolve(cur, queued, sender)
+            for job in created_jobs:
+                queued.append(events.Event("create:job", task["project_id"], "job",
+                                           job_read(cur, base, job), None))  # fmt: skip
+            events.resolve(cur, queued, sender)
         with db.transaction() as cur:
             stamp = now()
             cur.execute(
@@ -1035,7 +1045,7 @@ def job_read(cur, base, job, task=None):
         "issues": {"url": f"{base}/api/issues?job_id={jid}", "count": 0},
         "labels": {"url": f"{base}/api/labels?job_id={jid}"},
         "type": job["type"],
-        "organization": None,
+        "organization": task.get("organization_id"),
         "target_storage": None,
         "source_storage": None,
         "assignee_updated_date": None,
@@ -1093,10 +1103,15 @@ def save_job(cur, base, job, task, changes, sender, queued):
     touch_task(cur, base, task, sender, queued, status_only=True)
     task = get_task(cur, task["id"])
     after = job_read(cur, base, job, task)
-    if task["project_id"] is not None:
+    if _watchable(task):
         queued.append(events.Event("update:job", task["project_id"], "job", after,
                                    events.changed(before, after)))  # fmt: skip
     return job, after
+
+
+def _watchable(task):
+    """Only a project's or an organization's webhooks receive an object's events."""
+    return task["project_id"] is not None or task.get("organization_id") is not None
 
 
 def touch_task(cur, base, task, sender, queued, status_only=False):
@@ -1119,7 +1134,7 @@ def touch_task(cur, base, task, sender, queued, status_only=False):
     )
     task = cur.fetchone()
     after = task_read(cur, base, task, stale_jobs=True)
-    if task["project_id"] is not None:
+    if _watchable(task):
         queued.append(events.Event("update:task", task["project_id"], "task", after,
                                    events.changed(before, after)))  # fmt: skip
 
@@ -1327,7 +1342,7 @@ def touch_after_annotations(cur, base, job_ids, task, sender, queued):
         cur.execute("UPDATE twin_job SET updated_date = %s WHERE id = %s RETURNING *",
                     (now(), jid))  # fmt: skip
         after = job_read(cur, base, cur.fetchone(), task)
-        if task["project_id"] is not None:
+        if _watchable(task):
             queued.append(events.Event("update:job", task["project_id"], "job", after,
                                        events.changed(before, after)))  # fmt: skip
     touch_task(cur, base, get_task(cur, task["id"]), sender, queued)

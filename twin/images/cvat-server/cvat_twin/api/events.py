@@ -23,16 +23,30 @@ def changed(before, after):
 
 
 def resolve(cur, queued, sender):
-    """Replace the events in `queued` by (webhook_id, payload) items, in order."""
+    """Replace the events in `queued` by (webhook_id, payload) items, in order: CVAT's
+    select_webhooks picks the active organization webhooks of the object's organization (none
+    for an object in a sandbox), then the active project webhooks of its project."""
     items = []
     for event in queued:
-        if not isinstance(event, Event) or event.project_id is None:
+        if not isinstance(event, Event):
             continue
-        cur.execute(
-            "SELECT id, events FROM twin_webhook WHERE project_id = %s AND is_active ORDER BY id",
-            (event.project_id,),
-        )
-        for hook in cur.fetchall():
+        org_id = event.obj.get("organization") if isinstance(event.obj, dict) else None
+        hooks = []
+        if org_id is not None:
+            cur.execute(
+                "SELECT id, events FROM twin_webhook WHERE type = 'organization'"
+                " AND organization_id = %s AND is_active ORDER BY id",
+                (org_id,),
+            )
+            hooks += cur.fetchall()
+        if event.project_id is not None:
+            cur.execute(
+                "SELECT id, events FROM twin_webhook WHERE type = 'project'"
+                " AND project_id = %s AND is_active ORDER BY id",
+                (event.project_id,),
+            )
+            hooks += cur.fetchall()
+        for hook in hooks:
             if event.name not in hook["events"]:
                 continue
             payload = {"event": event.name, event.resource: event.obj, "sender": sender}

@@ -8,11 +8,13 @@ from .common import (
     ApiError,
     base_url,
     check_owner,
+    in_context,
     is_admin,
     iso,
     json_body,
     load_user,
     now,
+    org_context,
     paginate,
     require_privilege,
     require_user,
@@ -37,7 +39,7 @@ def webhook_read(cur, base, hook):
         "updated_date": iso(hook["updated_date"]),
         "owner": user_brief(base, load_user(cur, hook["owner_id"])),
         "project_id": hook["project_id"],
-        "organization": None,
+        "organization": hook.get("organization_id"),
         "events": hook["events"],
     }
 
@@ -99,9 +101,11 @@ def webhooks_list(request):
     base = base_url(request)
     with db.transaction() as cur:
         user = require_user(cur, request)
+        org = org_context(cur, request)
         if request.method == "GET":
             cur.execute("SELECT * FROM twin_webhook ORDER BY id DESC")
             rows = [h for h in cur.fetchall() if is_admin(user) or h["owner_id"] == user["id"]]
+            rows = in_context(rows, org)
             project_id = request.query_param("project_id")
             if project_id is not None:
                 rows = [h for h in rows if str(h["project_id"]) == project_id]
@@ -114,7 +118,10 @@ def webhooks_list(request):
                 from ..routing import error_page
 
                 return error_page(500, "Server Error (500)")
-            cur.execute("SELECT owner_id FROM twin_project WHERE id = %s", (data["project_id"],))
+            cur.execute(
+                "SELECT owner_id, organization_id FROM twin_project WHERE id = %s",
+                (data["project_id"],),
+            )
             project = cur.fetchone()
             if project is None:
                 raise ApiError(
@@ -122,15 +129,19 @@ def webhooks_list(request):
                     {"project_id": [f'Invalid pk "{data["project_id"]}" - object does not exist.']},
                 )
             check_owner(user, project["owner_id"])
+        # WebhookWriteSerializer.create: a project webhook belongs to its project's
+        # organization, an organization webhook to the request's (None: a sandbox one, which
+        # select_webhooks never picks).
+        org_id = project["organization_id"] if data["type"] == "project" else org and org["id"]
         stamp = now()
         cur.execute(
             "INSERT INTO twin_webhook (target_url, description, type, content_type, secret,"
-            " is_active, enable_ssl, events, owner_id, project_id, created_date, updated_date)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
+            " is_active, enable_ssl, events, owner_id, project_id, created_date, updated_date,"
+            " organization_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
             (data["target_url"], data.get("description") or "", data["type"],
              data.get("content_type") or "application/json", data.get("secret") or "",
              data.get("is_active", True), data.get("enable_ssl", True), db.Json(data["events"]),
-             user["id"], data.get("project_id"), stamp, stamp),
+             user["id"], data.get("project_id"), stamp, stamp, org_id),
         )  # fmt: skip
         body = webhook_read(cur, base, cur.fetchone())
     return respond(body, 201, headers={"Location": body["url"]})

@@ -13,7 +13,7 @@ DIR/baseline.json, JSON, `format_version` 1:
 | `written_at`, `criobe_verify` | when (UTC), by which release | no (volatile) |
 | `run` | profile, stack mode, phase, the layers asked for, the verdict | no (shown) |
 | `checks.<stable id>` | `outcome`, `kind` (functional, policy), `layer`, `finding` (first line, when not passed) | outcome |
-| `latency.<function>` | `first_s`, `p50_s`, `p95_s`, `max_s`, `calls`, `hardware` | shown with ratios |
+| `latency.<function>` | `first_s`, `p50_s`, `p95_s`, `max_s`, `calls`, `hardware`, `image` (the size the timed calls carried, "1920×1920") | shown with ratios where both sides timed the same image size, else "not compared: different image sizes" |
 | `e2e.<workflow>` | `wall_s`, `stages`: `[{name, duration_s}]` in the order they ran | shown with ratios |
 | `fingerprint` | the stack's configuration (criobe_verify/fingerprint.py): `containers`, `functions`, `versions`, `secret_key_id`, `unavailable` | every field (criobe_verify/drift.py) |
 | `inventory` | the lab's data, read-only (criobe_verify/inventory.py): `projects.<id>` (`name`, `labels`: name → type), `tasks.<id>` (`name`, `size`, `status`, `project_id`, own `labels`), `jobs.<id>` (`task_id`, `type`, `state`, `stage`, frames), `webhooks.<id>` (`target_url` redacted, `events`, `project_id`, `type`, `is_active`, `content_type`, `newest_delivery`), `sample` (`rule`, `size`, `job_ids`, `jobs.<id>`: `counts`, `geometry`, `frame`, `frame_sha256`), `page_size`, `read_s`, `unavailable`; `null` when not read | every object still there with the same labels, size, counts, geometry and frame (criobe_verify/inventory.py: survived) |
@@ -73,8 +73,9 @@ def checks_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, An
 
 
 def latency_of(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per function: the latency check's first call, p50, p95, max (seconds)."""
-    keep = ("first_s", "p50_s", "p95_s", "max_s", "calls", "hardware")
+    """Per function: the latency check's first call, p50, p95, max (seconds), and the image
+    size they are for: figures at different sizes are not compared."""
+    keep = ("first_s", "p50_s", "p95_s", "max_s", "calls", "hardware", "image")
     return {
         e["latency"]["function"]: {k: e["latency"].get(k) for k in keep}
         for e in checks.values()

@@ -18,14 +18,17 @@ def _png(figure: Any) -> str:
 
 
 def latency_chart(stats: list[dict[str, Any]]) -> str:
-    """p50 / p95 / max per function as bars, the first call as a dot, the budget as a tick."""
+    """p50 / p95 / max per function as bars, the first call as a dot, the budget as a tick;
+    each function labelled with the image size its figures are for."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    names = [s["function"] for s in stats]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.2))
+    names = [
+        f"{s['function']}\non {s['image']}" if s.get("image") else s["function"] for s in stats
+    ]
+    fig, ax = plt.subplots(figsize=(8, 0.7 * len(names) + 1.2))
     y = range(len(names))
     ax.barh(y, [s["max_s"] for s in stats], color="#f4c7c3", label="max")
     ax.barh(y, [s["p95_s"] for s in stats], color="#f28b82", label="p95")

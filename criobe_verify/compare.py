@@ -38,6 +38,7 @@ from criobe_verify.verdict import EXIT_POLICY_FINDINGS, FAILING
 GOOD = ("passed", "waived")  # a waived policy finding is accepted by the lab, as in the verdict
 EXIT_BAD_INPUT = 4
 LATENCY_FIELDS = ("first_s", "p50_s", "p95_s", "max_s")
+LATENCY_NOT_COMPARED = "not compared: different image sizes"
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,13 @@ class Comparison:
     other_changes: list[Change] = field(default_factory=list)
     new: list[Change] = field(default_factory=list)
     gone: list[Change] = field(default_factory=list)
+    # Per function, figures timed on the same image size on both sides (their ratio means
+    # something); latency_image: the size ("1920×1920", "" where neither release recorded
+    # one, or both sizes where they differ); latency_not_compared: the figures of the
+    # functions timed on different sizes, shown side by side, never compared.
     latency: dict[str, list[Timing]] = field(default_factory=dict)
+    latency_image: dict[str, str] = field(default_factory=dict)
+    latency_not_compared: dict[str, list[Timing]] = field(default_factory=dict)
     stages: dict[str, list[Timing]] = field(default_factory=dict)
 
     @property
@@ -176,6 +183,26 @@ def _stage_seconds(e2e: dict[str, Any]) -> dict[str, float]:
     return {s.get("name", "?"): s.get("duration_s") for s in e2e.get("stages") or []}
 
 
+def latency_sizes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The image size a function's figures are for, or both where they differ: a function
+    timed on a larger image (the release that moved to the budgets' 1920×1920, a lab's own
+    photo) is not slower for it. A side without the function says nothing; a side whose
+    release did not record the size (before 1920×1920) counts as a different size only
+    against one that did, since such a release timed the 1024×1024 sample.
+
+    >>> latency_sizes({"image": "1920×1920"}, {"image": "1920×1920"})
+    '1920×1920'
+    >>> latency_sizes({"p95_s": 0.3}, {"image": "1920×1920"})
+    'not recorded → 1920×1920'
+    >>> latency_sizes({}, {"image": "1920×1920"}), latency_sizes({"p95_s": 1}, {"p95_s": 1})
+    ('1920×1920', '')
+    """
+    if not before or not after:
+        return (before or after).get("image") or ""
+    a, b = before.get("image") or "", after.get("image") or ""
+    return a if a == b else f"{a or 'not recorded'} → {b or 'not recorded'}"
+
+
 def compare(
     before: Run,
     after: Run,
@@ -196,8 +223,11 @@ def compare(
     if before.inventory is not None and after.inventory is not None:
         comparison.data = survived(before.inventory, after.inventory)
     for fn in sorted(set(before.latency) | set(after.latency)):
-        comparison.latency[fn] = _timings(
-            before.latency.get(fn) or {}, after.latency.get(fn) or {}, LATENCY_FIELDS
+        a, b = before.latency.get(fn) or {}, after.latency.get(fn) or {}
+        comparison.latency_image[fn] = sizes = latency_sizes(a, b)
+        apart = "→" in sizes  # a larger image is not a slower function
+        (comparison.latency_not_compared if apart else comparison.latency)[fn] = _timings(
+            a, b, LATENCY_FIELDS
         )
     for workflow in sorted(set(before.e2e) | set(after.e2e)):
         a, b = before.e2e.get(workflow) or {}, after.e2e.get(workflow) or {}

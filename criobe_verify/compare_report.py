@@ -14,7 +14,7 @@ import html
 from collections.abc import Iterable
 
 from criobe_verify.answer_drift import AnswerChange
-from criobe_verify.compare import Change, Comparison, Timing
+from criobe_verify.compare import LATENCY_NOT_COMPARED, Change, Comparison, Timing
 
 CLIP = 110  # a finding's first line in the terminal; the page shows it whole
 
@@ -59,17 +59,41 @@ def sections(c: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(
             ("Function answers: information", head, rows(a for a in c.answers if not a.finding))
         )
-    latency = [[fn, *(cell(t) for t in ts)] for fn, ts in c.latency.items()]
+    latency = [
+        [fn, *_latency_cells(c, fn, ts)]
+        for fn, ts in sorted([*c.latency.items(), *c.latency_not_compared.items()])
+    ]
     out.append(
         (
             "Latency, seconds per call (before → after, ×after/before)",
-            ["function", "first call", "p50", "p95", "max"],
+            ["function", "image", "first call", "p50", "p95", "max"],
             latency,
         )
     )
     stages = [[wf, t.what, cell(t)] for wf, ts in c.stages.items() for t in ts]
     out.append(("E2E stages, seconds", ["workflow", "stage", "before → after"], stages))
     return out
+
+
+def _latency_cells(c: Comparison, fn: str, timings: list[Timing]) -> list[str]:
+    """The image size, then the figures with their ratio; figures timed on different image
+    sizes side by side, said not compared.
+
+    >>> from criobe_verify.baseline import Run
+    >>> run = Run("b", "baseline", "", {}, {}, {}, None, None)
+    >>> apart = [Timing("p95_s", 0.3, 0.9)]
+    >>> c = Comparison(run, run, latency_image={"pth-lama": "1024×1024 → 1920×1920"},
+    ...     latency_not_compared={"pth-lama": apart})
+    >>> _latency_cells(c, "pth-lama", apart)
+    ['1024×1024 → 1920×1920 (not compared: different image sizes)', '0.300 | 0.900']
+    """
+    image = c.latency_image.get(fn, "")
+    if fn not in c.latency_not_compared:
+        return [image, *(cell(t) for t in timings)]
+    return [
+        f"{image} ({LATENCY_NOT_COMPARED})",
+        *(f"{_s(t.before)} | {_s(t.after)}" for t in timings),
+    ]
 
 
 def _not_compared(c: Comparison) -> str:

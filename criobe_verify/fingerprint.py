@@ -66,7 +66,8 @@ RANDOM_PORT = "*"
 # What a baseline's `fields` says (baseline.py copies these in).
 COMPARED = (
     "checks.<id>.outcome (and kind, to tell a functional flip from a policy one)",
-    "latency.<function>: first_s, p50_s, p95_s, max_s (shown with their ratio, never judged)",
+    "latency.<function>: first_s, p50_s, p95_s, max_s (shown with their ratio, never judged; "
+    "only where both sides' image is the same size)",
     "e2e.<workflow>: wall_s and each stage's duration_s (shown, never judged)",
     "fingerprint.containers.<name>: image, image_id, restart, networks (and aliases), ports "
     "(the host port only where it was asked for), extra_hosts, env names, env values of "

@@ -190,7 +190,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--budgets",
         default=None,
-        help="gpu or cpu: which latency budgets apply (default: the profile's [latency] budgets)",
+        help="gpu or cpu: which latency budgets apply (default: each function's, for what its "
+        "container has, a GPU or none; where it cannot be read, the profile's [latency] "
+        "budgets)",
     )
     group.addoption(
         "--summary-json",

@@ -268,8 +268,16 @@ class Latency(Struct, frozen=True, forbid_unknown_fields=True):
 
     calls: Annotated[int, Meta(ge=1, description="a number of calls (≥ 1)")] = 10
     warmup: Annotated[int, Meta(ge=0, description="a number of calls (≥ 0)")] = 2
-    # Which budget applies (--budgets overrides): the lab's GPU host, or CPU only (the twin).
+    # Which budget applies where neither --budgets nor the function's container says (the
+    # container's GPU, or none, decides when the engine can be read): the lab's GPU host, or
+    # CPU only (the twin).
     budgets: Literal["gpu", "cpu"] = "gpu"
+    # The photo's width and height the budgets were written for (the CRIOBE docs time their
+    # models on 1920x1920): the latency layer times the synthetic quadrat drawn at this size,
+    # or a lab's own photo (--sample-image) at the size it has, and says which.
+    budget_image: Annotated[
+        int, Meta(ge=64, le=8192, description="a photo's side in pixels (64-8192)")
+    ] = 1920
     # What a function needs of each bound on one call (its eventTimeout, the bridge's
     # AUTO_ANN_TIMEOUT): max(first call, p95) times this. A loaded GPU, a larger image or a
     # cold model after a restart can take twice what one quiet run measures.

@@ -1,17 +1,21 @@
-"""Latency layer (policy): each function on its pipeline image, the first call of this run,
-a warm-up, then p50/p95/max over N calls against the profile's budget for the hardware
-(`--budgets gpu|cpu`, default the profile's [latency] budgets).
+"""Latency layer (policy): each function on its pipeline image at the size its budget was
+written for ([latency] budget_image: the synthetic quadrat drawn at 1920x1920, or the lab's
+own photo with --sample-image, at the size it has), the first call of this run, a warm-up,
+then p50/p95/max over N calls against its budget for the hardware: `--budgets gpu|cpu` when
+given, else what its container has (a GPU or none), else the profile's [latency] budgets.
 
     pytest -m latency --budgets cpu
 
 The CRIOBE docs give 1.1 s, 2.3 s, 6.8 s and 7.4 s at 1920x1920 on GPU for corners,
 gridpose, LaMa and segmentation; the twin's CPU budgets leave room for a loaded 2-core
-machine. A budget is a policy: exceeding it fails the run (exit 10) but gates nothing.
+machine. A budget is a policy: exceeding it fails the run (exit 10) but gates nothing. Every
+figure, in the messages, the report's table and chart and summary.json, says the image size
+it is for and which budget applied and why.
 
 The bounds on a call must fit what the function takes (functional): max(first call, p95) ×
 [latency] timeout_margin within its spec.eventTimeout (none: Nuclio 1.13 bounds nothing) and,
 for the stages the bridge calls, within the bridge's AUTO_ANN_TIMEOUT. The calls are timed on
-the sample's images (the stage's image size is in the message).
+the same image (its size is in the message).
 """
 
 from __future__ import annotations

@@ -1,12 +1,19 @@
 """A function's latency as the suite measures it: the first call of this run, a warm-up, then
-p50/p95/max over N calls on the image of its pipeline stage, against the profile's budget for
-the hardware; and the diagnosis of a function over budget.
+p50/p95/max over N calls on the image of its pipeline stage at the size its budget was written
+for, against the budget for the hardware its container has; and the diagnosis of a function
+over budget.
 
-    run = LatencyRun(fn, functions, sample, profile, hardware="gpu")
+    choice = choose_budget(option, GpuAccess.of(container.attrs), profile.latency.budgets)
+    run = LatencyRun(fn, functions, latency_sample, profile, choice, first_sample=sample)
     stats = run.measure()
     expect(stats.p95_s <= run.budget, lambda: run.why_over_budget(stats))
     fit = run.timeout_fit(nuclio.function(fn), bridge_env)
     expect(not fit.too_short(), fit.too_short)
+
+Which budget applies (choose_budget): `--budgets gpu|cpu` when given; else what the function's
+container has, a GPU (any of Docker's three ways, criobe_verify/resources/gpu.py) or none; else,
+where the container cannot be read, the profile's [latency] budgets. Every figure says the
+image size it is for, and the budget the size it was written for ([latency] budget_image).
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from criobe_verify.coverage import not_asked
 from criobe_verify.diagnosis import Diagnosis, fail
 from criobe_verify.profile import Function, Profile
+from criobe_verify.resources.gpu import GpuAccess
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -35,6 +43,52 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @dataclass(frozen=True)
+class BudgetChoice:
+    """Which of a function's budgets applies, gpu or cpu, and what chose it (said in the
+    check's messages, the report and summary.json)."""
+
+    hardware: Literal["gpu", "cpu"]
+    source: str
+
+
+def choose_budget(
+    option: str | None, access: GpuAccess | None, default: str, unread: str = ""
+) -> BudgetChoice:
+    """--budgets when given; else what the function's container has (a GPU or none); else,
+    where the container could not be read (`unread` says why), the profile's [latency]
+    budgets (`default`).
+
+    >>> choose_budget("gpu", None, "cpu").source
+    '--budgets gpu'
+    >>> choose_budget(None, GpuAccess.of({"HostConfig": {"Runtime": "runc"}}), "gpu")
+    BudgetChoice(hardware='cpu', source='its container has no GPU (no device request (--gpus), no CDI device, runtime runc)')
+    >>> choose_budget(None, None, "gpu", "the Docker engine does not answer").source
+    '[latency] budgets = "gpu" in the profile (its container was not read: the Docker engine does not answer)'
+    """
+    if option:
+        return BudgetChoice(option, f"--budgets {option}")  # type: ignore[arg-type]
+    if access is not None:
+        has = "has a GPU" if access.has_gpu else "has no GPU"
+        return BudgetChoice(
+            "gpu" if access.has_gpu else "cpu", f"its container {has} ({access.describe()})"
+        )
+    return BudgetChoice(
+        default,  # type: ignore[arg-type]
+        f'[latency] budgets = "{default}" in the profile (its container was not read: '
+        f"{unread or 'unknown'})",
+    )
+
+
+def size_text(size: tuple[int, int]) -> str:
+    """An image size as the messages say it.
+
+    >>> size_text((1920, 1920))
+    '1920×1920'
+    """
+    return f"{size[0]}×{size[1]}"
+
+
+@dataclass(frozen=True)
 class LatencyStats:
     function: str
     first_s: float
@@ -45,15 +99,28 @@ class LatencyStats:
     budget_s: float | None
     hardware: str
     measured_at: str
+    # The size of the image the timed calls carried, of the one the first call carried (the
+    # inference layer's sample where it called first), and of the one the budget is for.
+    image: str = ""
+    first_image: str = ""
+    budget_image: str = ""
+    budget_source: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def note(self) -> str:
+        first = f" (on {self.first_image})" if self.first_image != self.image else ""
+        budget = (
+            f"no {self.hardware} budget"
+            if self.budget_s is None
+            else f"{self.hardware} budget {self.budget_s:g} s for {self.budget_image}"
+        )
         return (
-            f"{self.function}: first call {self.first_s:.3f} s, p50 {self.p50_s:.3f} s, p95 "
-            f"{self.p95_s:.3f} s, max {self.max_s:.3f} s over {self.calls} calls"
+            f"{self.function}: first call {self.first_s:.3f} s{first}, p50 {self.p50_s:.3f} s, "
+            f"p95 {self.p95_s:.3f} s, max {self.max_s:.3f} s over {self.calls} calls on "
+            f"{self.image}; {budget} ({self.budget_source})"
         )
 
 
@@ -89,10 +156,11 @@ class TimeoutFit:
 
     def _need(self) -> str:
         s = self.stats
+        first = f" on {s.first_image}" if s.first_image and s.first_image != s.image else ""
         return (
-            f"{self.needed_s:.2f} s: max(first call {s.first_s:.2f} s, p95 {s.p95_s:.2f} s "
-            f"over {s.calls} calls) × margin {self.margin:g} ([latency] timeout_margin), "
-            f"timed on a {self.size[0]}×{self.size[1]} image"
+            f"{self.needed_s:.2f} s: max(first call {s.first_s:.2f} s{first}, p95 "
+            f"{s.p95_s:.2f} s over {s.calls} calls) × margin {self.margin:g} ([latency] "
+            f"timeout_margin), timed on a {size_text(self.size)} image"
         )
 
     def too_short(self) -> list[Diagnosis]:
@@ -131,14 +199,28 @@ class TimeoutFit:
 
 
 class LatencyRun:
+    """sample: the image the calls are timed on (the fixture latency_sample); first_sample:
+    the one the other layers call the functions with, whose size the first call is for where
+    one of them called first."""
+
     def __init__(
-        self, fn: Function, functions: Any, sample: Any, profile: Profile, hardware: str
+        self,
+        fn: Function,
+        functions: Any,
+        sample: Any,
+        profile: Profile,
+        choice: BudgetChoice,
+        first_sample: Any = None,
     ) -> None:
         if fn.optional and functions.dashboard.function(fn.name) is None:
             not_asked(f"{fn.name}: optional in the profile and not deployed")
         self.fn, self.functions, self.sample, self.profile = fn, functions, sample, profile
-        self.hardware = hardware
-        self.budget = fn.budget_gpu_s if hardware == "gpu" else fn.budget_cpu_s
+        self.first_sample = first_sample or sample
+        self.choice = choice
+        self.hardware = choice.hardware
+        self.budget = fn.budget_gpu_s if self.hardware == "gpu" else fn.budget_cpu_s
+        side = profile.latency.budget_image
+        self.budget_image = size_text((side, side))
         self.container = f"nuclio-nuclio-{fn.name}"
         self._stats: LatencyStats | None = None
 
@@ -180,10 +262,12 @@ class LatencyRun:
         )
 
     def _measure(self) -> LatencyStats:
-        body = self.sample.request(self.fn.role)
+        role = self.fn.role
         first = self.functions.first_call_s.get(self.fn.name)
+        first_image = self.first_sample.stage_size(role)
+        body = self.sample.request(role)
         if first is None:
-            first = self._timed(body)
+            first, first_image = self._timed(body), self.sample.stage_size(role)
         for _ in range(self.profile.latency.warmup):
             self._timed(body)
         seconds = [self._timed(body) for _ in range(self.profile.latency.calls)]
@@ -197,24 +281,33 @@ class LatencyRun:
             budget_s=self.budget,
             hardware=self.hardware,
             measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            image=size_text(self.sample.stage_size(role)),
+            first_image=size_text(first_image),
+            budget_image=self.budget_image,
+            budget_source=self.choice.source,
         )
 
     def require_budget(self) -> float:
         if self.budget is None:
             pytest.skip(
                 f"{self.fn.name}: the profile gives no {self.hardware} budget "
-                f"(budget_{self.hardware}_s)"
+                f"(budget_{self.hardware}_s), the one that applies: {self.choice.source}"
             )
         return self.budget
 
     def why_over_budget(self, stats: LatencyStats) -> Diagnosis:
+        other = stats.image != self.budget_image
         return Diagnosis(
             self.container,
-            f"p95 {stats.p95_s:.2f} s over {stats.calls} calls",
+            f"p95 {stats.p95_s:.2f} s over {stats.calls} calls on a {stats.image} image",
             observed=f"p50 {stats.p50_s:.2f} s, max {stats.max_s:.2f} s, first call "
-            f"{stats.first_s:.2f} s",
+            f"{stats.first_s:.2f} s; timed on {self.sample.name}",
+            why=f"the image timed is {stats.image}, not the {self.budget_image} the budget is for"
+            if other
+            else "",
             expected=f"p95 ≤ {self.budget:g} s ({self.hardware} budget of profile "
-            f"{self.profile.name})",
+            f"{self.profile.name}, for a {self.budget_image} image; {self.hardware} because "
+            f"{self.choice.source})",
             consequence="the pipeline's stages take longer than the lab planned for",
             fix="check the GPU is used (nvidia-smi inside the container), the model size and "
             "the image size; or adjust the budget in the profile",

@@ -70,10 +70,11 @@ def layer_of(check_id: str) -> str:
 
 
 def cheap_layers() -> tuple[str, ...]:
-    """Every layer but the costly ones."""
-    from criobe_verify.layers import LAYER_NAMES
+    """Every layer a run selects by default (not the regression layer, which needs
+    --baseline: asking for it without one is a usage error), but the costly ones."""
+    from criobe_verify.layers import DEFAULT_LAYERS
 
-    return tuple(name for name in LAYER_NAMES if name not in COSTLY)
+    return tuple(name for name in DEFAULT_LAYERS if name not in COSTLY)
 
 
 def suite_layers(fault: Fault) -> tuple[str, ...]:

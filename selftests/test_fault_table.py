@@ -74,6 +74,16 @@ def test_checks_a_profile_edit_adds_are_named_by_a_fault(suite_ids, tmp_path):
     assert not added - named, f"checks no fault makes fail: {sorted(added - named)}"
 
 
+def test_a_fault_run_never_asks_for_an_opt_in_layer():
+    """--layer regression without --baseline is a usage error (exit 4, no summary): the
+    layers a fault run selects are the default ones."""
+    from criobe_verify.layers import OPT_IN
+    from selftests.fault_table import suite_layers
+
+    for fault in FAULTS:
+        assert not set(suite_layers(fault)) & set(OPT_IN), fault.id
+
+
 def test_fault_ids_are_unique():
     ids = [fault.id for fault in FAULTS]
     assert len(ids) == len(set(ids))

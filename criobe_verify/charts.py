@@ -72,3 +72,50 @@ def timeline_chart(run: Any) -> str:
     png = _png(fig)
     plt.close(fig)
     return png
+
+
+def before_after_chart(
+    functions: list[tuple[str, Any, Any]], stages: list[tuple[str, Any]], flagged: set[str]
+) -> str:
+    """Before and after side by side: each function's p50 (bars) and p95 (whisker), each e2e
+    stage's duration, the ratio after/before written beside; what the regression rule calls
+    slower (`flagged`, by row label) is drawn red, the rest blue. `functions` are
+    (label, p50 Timing, p95 Timing); `stages` are (label, Timing)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    panels = [(t, rows) for t, rows in (("functions: p50, whisker p95", functions),
+                                        ("e2e stages", stages)) if rows]  # fmt: skip
+    heights = [len(rows) for _, rows in panels]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(8, 0.55 * sum(heights) + 1.4 * len(panels)), squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )  # fmt: skip
+    for ax, (title, rows) in zip(axes[:, 0], panels, strict=True):
+        y = range(len(rows))
+        for i, row in enumerate(rows):
+            label, t = row[0], row[1]
+            p95 = row[2] if len(row) > 2 else None
+            after_colour = "#c5221f" if label in flagged else "#1a73e8"
+            ax.barh(i - 0.2, t.before or 0, height=0.38, color="#bdc1c6")
+            ax.barh(i + 0.2, t.after or 0, height=0.38, color=after_colour)
+            if p95 is not None:
+                for dy, v in ((-0.2, p95.before), (0.2, p95.after)):
+                    if v is not None:
+                        ax.plot([v, v], [i + dy - 0.15, i + dy + 0.15], color="#202124")
+            if t.ratio is not None:
+                end = max(t.after or 0, t.before or 0, (p95.after or 0) if p95 else 0)
+                ax.text(end, i + 0.2, f"  ×{t.ratio:.2f}", va="center", fontsize="small",
+                        color=after_colour)  # fmt: skip
+        ax.set_yticks(list(y), [row[0] for row in rows])
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize="medium", loc="left")
+        ax.set_xlabel("seconds (grey: before, blue: after, red: slower by the regression rule)")
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.15)
+    fig.tight_layout()
+    png = _png(fig)
+    plt.close(fig)
+    return png

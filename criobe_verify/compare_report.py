@@ -158,6 +158,47 @@ def html_page(c: Comparison) -> str:
     return "\n".join(parts)
 
 
+def timing_rows(c: Comparison) -> tuple[list, list, set[str]]:
+    """The chart's rows: (label, p50, p95) per function timed on the same image size on both
+    sides, (label, stage) per e2e stage, and the labels the regression rule calls slower."""
+    from criobe_verify.regression import (  # it renders its messages with cell(): import here
+        LATENCY_FLOOR_S,
+        LATENCY_RATIO,
+        STAGE_FLOOR_S,
+        STAGE_RATIO,
+        slower,
+    )
+
+    functions, stages, flagged = [], [], set()
+    for fn, timings in sorted(c.latency.items()):
+        by = {t.what: t for t in timings}
+        if "p50_s" not in by:
+            continue
+        image = c.latency_image.get(fn)
+        label = f"{fn}\non {image}" if image else fn
+        functions.append((label, by["p50_s"], by.get("p95_s")))
+        if slower(by["p50_s"], LATENCY_RATIO, LATENCY_FLOOR_S):
+            flagged.add(label)
+    for workflow, timings in c.stages.items():
+        for t in timings:
+            label = f"{workflow}: {t.what}"
+            stages.append((label, t))
+            if slower(t, STAGE_RATIO, STAGE_FLOOR_S):
+                flagged.add(label)
+    return functions, stages, flagged
+
+
+def timing_chart(c: Comparison) -> str | None:
+    """The latency and e2e figures before and after as one chart (base64 PNG), what the
+    regression rule calls slower in red; None when neither side timed anything comparable."""
+    from criobe_verify.charts import before_after_chart
+
+    functions, stages, flagged = timing_rows(c)
+    if not functions and not stages:
+        return None
+    return before_after_chart(functions, stages, flagged)
+
+
 def _sections_html(c: Comparison, level: str = "h3") -> list[str]:
     e = html.escape
     parts = []
@@ -168,6 +209,13 @@ def _sections_html(c: Comparison, level: str = "h3") -> list[str]:
     if c.answers is None:
         parts.append(f"<p>{e(_answers_not_compared(c))}</p>")
     for title, header, rows in sections(c):
+        if title.startswith("Latency") and (chart := timing_chart(c)) is not None:
+            # After the findings (flips, drift, data, answers), above the figures it draws.
+            parts.append(
+                f"<{level}>Latency and e2e stages, before and after</{level}>"
+                f'<img alt="latency and e2e stages before and after" style="max-width:100%" '
+                f'src="data:image/png;base64,{chart}">'
+            )
         parts.append(f"<{level}>{e(title)} ({len(rows)})</{level}>")
         if rows:
             parts.append(

@@ -260,6 +260,33 @@ def test_latency_and_stage_times_are_shown_before_and_after_with_their_ratio(tmp
     assert result.exit_code == 0  # shown, not judged: the latency layer's budgets judge
 
 
+def test_the_page_charts_latency_and_stages_before_and_after_slower_ones_in_red(tmp_path: Path):
+    """A function three times slower (p50) is drawn red, by the regression layer's rule; one
+    whose p95 alone doubled is not (a restart's jitter moves p95). The page embeds the chart."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from criobe_verify.compare_report import timing_rows
+
+    after = copy.deepcopy(SUMMARY)
+    lama = after["checks"]["latency/within-budget[pth-lama]"]["latency"]
+    lama["p95_s"] *= 2
+    slow = after["checks"]["latency/within-budget[pth-yolo-coralsegv4]"]["latency"]
+    slow["p50_s"], slow["p95_s"], slow["max_s"] = (slow[k] * 3 for k in ("p50_s", "p95_s", "max_s"))
+    result = compare(_run(), _run(summary=after))
+    functions, stages, flagged = timing_rows(result)
+    labels = [label.split("\n")[0] for label, *_ in functions]
+    assert "pth-lama" in labels and "pth-yolo-coralsegv4" in labels
+    assert [label.split("\n")[0] for label in flagged] == ["pth-yolo-coralsegv4"]
+    assert [label for label, _ in stages][-1] == "two-stage: wall"
+    page = html_page(result)
+    png = page.split('src="data:image/png;base64,', 1)[1].split('"', 1)[0]
+    width, height = Image.open(io.BytesIO(base64.b64decode(png))).size
+    assert width > 400 and height > 0.4 * width  # two panels of rows, not an empty figure
+
+
 def test_a_summary_json_compares_checks_and_says_the_configuration_was_not(tmp_path: Path):
     path = tmp_path / "summary.json"
     path.write_text(json.dumps(_summary_with({"services/cvat-health-working": "failed"})))

@@ -133,15 +133,25 @@ def stack_timeout(value: Any, option: str = "--stack-timeout", default: float = 
     Traceback (most recent call last):
     ...
     criobe_verify.bad_input.InputError: --lease-wait soon: not a number of seconds; expected a positive number of seconds (default 1800); fix: --lease-wait 1800
+    >>> stack_timeout("-3", "--lease-wait", 1800)
+    Traceback (most recent call last):
+    ...
+    criobe_verify.bad_input.InputError: --lease-wait -3: not a positive number of seconds; expected a positive number of seconds (default 1800); fix: --lease-wait 1800
     """
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0 or seconds == float("inf"):
+        seconds = float("nan")
+    if seconds != seconds:  # not a number, or NaN
+        problem = "not a number of seconds"
+    elif seconds == float("inf"):
+        problem = "not a bounded wait"
+    else:
+        problem = "not a positive number of seconds"
+    if not 0 < seconds < float("inf"):
         raise InputError(
             f"{option} {value}",
-            "not a number of seconds",
+            problem,
             f"a positive number of seconds (default {default:.0f})",
             f"{option} {default:.0f}",
         )

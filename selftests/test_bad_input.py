@@ -236,7 +236,7 @@ def test_an_engine_that_does_not_answer_is_one_diagnosis_naming_the_endpoint(tmp
 IN_PROCESS = [
     ({"--layer": ["nosuchlayer"]}, {}, "--layer nosuchlayer: unknown layer"),
     ({"--require": ["host,pipeline"]}, {}, "--require pipeline: unknown layer; expected one of host"),
-    ({"--stack-timeout": "-5"}, {}, "--stack-timeout -5: not a number of seconds"),
+    ({"--stack-timeout": "-5"}, {}, "--stack-timeout -5: not a positive number of seconds"),
     ({"--reuse-running": True}, {}, "--reuse-running: means nothing with --stack attach"),
     ({"--sample-image": "/nonexistent/q.jpg", "--ground-truth": [str(TRUTH)]}, {}, "--sample-image /nonexistent/q.jpg: no such file"),
     ({"--sample-image": str(PHOTO), "--ground-truth": ["/nonexistent/gt.json"]}, {}, "--ground-truth /nonexistent/gt.json: no such file"),

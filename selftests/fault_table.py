@@ -61,6 +61,26 @@ COSTLY = ("latency", "e2e")
 FUNCTION_CONTAINER_LAYERS = ("containers", "network", "functions", "reachability", "inference")
 
 
+# Tags of the faults CI leaves out (SLOW_FAULTS=1 runs them too). "slow" takes the whole stack
+# down and up again; "unit-proven" is one more rule of a checker whose rules a unit selftest
+# proves one by one (selftests/test_shapes_and_accuracy.py), while another fault of the same
+# check carries that checker through the twin to the report: a redeploy (about 16 s) that
+# proves nothing new. Every check stays named by a fault CI runs (test_fault_table.py).
+NOT_IN_CI = ("slow", "unit-proven")
+# The gridcorners knobs whose rule only the unit selftest needs to prove (counter-clockwise,
+# the subtlest, goes through the twin).
+UNIT_PROVEN_KNOBS = ("three-corners", "confidence-fraction", "unknown-label")
+
+
+def in_ci(fault: Fault) -> bool:
+    """Whether CI's fault table runs it.
+
+    >>> in_ci(Fault("x", "", {})), in_ci(Fault("x", "", {}, tags=("unit-proven",)))
+    (True, False)
+    """
+    return not set(fault.tags) & set(NOT_IN_CI)
+
+
 def layer_of(check_id: str) -> str:
     """
     >>> layer_of("e2e/two-stage-exactly-once"), layer_of("ports/internal-port-not-public[8070]")
@@ -1551,6 +1571,7 @@ FAULTS: list[Fault] = [
             revert=_restore_functions(name),
             layers=FUNCTION_CONTAINER_LAYERS,
             fails={f"{check}[{name}]": toks},
+            tags=("unit-proven",) if fault in UNIT_PROVEN_KNOBS else (),
         )
         for name, fault, check, toks in [
             (

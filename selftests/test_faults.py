@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import pytest
 
 from criobe_verify.waivers import id_matches
-from selftests.fault_table import FAULTS, Fault, cheap_layers, suite_layers, tokens
+from selftests.fault_table import FAULTS, Fault, cheap_layers, in_ci, suite_layers, tokens
 from selftests.twin import TWIN_PROFILE, Twin, port_held
 
 INSTALLED = [f for f in FAULTS if f.phase == "installed"]
@@ -131,7 +131,7 @@ def test_baseline_is_green(baseline):
 @pytest.mark.parametrize(
     "fault",
     [
-        pytest.param(f, id=f.id, marks=[pytest.mark.slow_fault] if "slow" in f.tags else [])
+        pytest.param(f, id=f.id, marks=[] if in_ci(f) else [pytest.mark.slow_fault])
         for f in INSTALLED
     ],
 )

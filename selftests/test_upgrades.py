@@ -51,11 +51,13 @@ def twin(tmp_path_factory) -> Twin:
     return Twin(tmp_path_factory.mktemp("upgrades"))
 
 
-@pytest.fixture
-def lab(tmp_path: Path, twin: Twin) -> Iterator[Lab]:
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, twin: Twin) -> Iterator[Lab]:
     """A lab's data as a lab makes it (cvat-sdk): a project with a label, two tasks of one
-    image, a webhook on the project to the bridge; removed at the end."""
-    with lab_project(tmp_path, "upgrade lab data", tasks=2) as (project, tasks):
+    image, a webhook on the project to the bridge; one for the module (every upgrade but the
+    deletion is reverted), removed at the end."""
+    folder = tmp_path_factory.mktemp("lab")
+    with lab_project(folder, "upgrade lab data", tasks=2) as (project, tasks):
         with twin.cvat() as cvat:
             r = cvat.post(
                 "/api/webhooks",
@@ -75,6 +77,26 @@ def lab(tmp_path: Path, twin: Twin) -> Iterator[Lab]:
 
 def _key(twin: Twin) -> str:
     return f"--baseline-key={twin.workdir / 'baseline.key'}"
+
+
+@pytest.fixture(scope="module")
+def host_baseline(tmp_path_factory, twin: Twin, lab: Lab) -> Path:
+    """One baseline of the host layer (the inventory and the fingerprint) for the data and
+    configuration upgrades: each is reverted after its run, so the next one compares with the
+    same before; the task deletion, which cannot be reverted, comes last in this module."""
+    folder = tmp_path_factory.mktemp("host") / "before"
+    record(twin, folder, ("host",))
+    return folder
+
+
+def upgrade_host(twin: Twin, baseline: Path, apply: Callable[[], None],
+                 revert: Callable[[], None]) -> dict:  # fmt: skip
+    """The upgrade against the shared host baseline, reverted also when the run fails."""
+    try:
+        apply()
+        return after(twin, baseline, ("host",))
+    finally:
+        revert()
 
 
 def record(twin: Twin, folder: Path, layers: tuple[str, ...], **suite) -> dict:
@@ -129,25 +151,14 @@ def upgrade(
         revert()
 
 
-# --- the lab's data ---------------------------------------------------------------------------
-
-
-def test_a_task_deleted_is_named_by_lab_data_survived(twin, lab, tmp_path):
-    def delete() -> None:
-        with twin.cvat() as cvat:
-            assert cvat.delete(f"/api/tasks/{lab.task}").status_code == 204
-
-    summary = upgrade(twin, tmp_path, ("host",), delete, lambda: None)
-    expect_only(
-        summary, "regression/lab-data-survived", f"task {lab.task} 'reef 2024 quadrat 1' is gone"
-    )
+# --- the lab's data and the configuration: one host-layer baseline ----------------------------
 
 
 def _psql(twin: Twin, sql: str) -> str:
     return twin.exec("cvat_db", "psql", "-U", "root", "-d", "cvat", "-tA", "-c", sql)
 
 
-def test_a_migration_that_deactivates_the_webhooks_is_named(twin, lab, tmp_path):
+def test_a_migration_that_deactivates_the_webhooks_is_named(twin, lab, host_baseline):
     """As a migration writing the table directly would (no API call, no delivery)."""
 
     def deactivate() -> None:
@@ -156,13 +167,13 @@ def test_a_migration_that_deactivates_the_webhooks_is_named(twin, lab, tmp_path)
     def reactivate() -> None:
         _psql(twin, f"UPDATE twin_webhook SET is_active = true WHERE id = {lab.webhook}")
 
-    summary = upgrade(twin, tmp_path, ("host",), deactivate, reactivate)
+    summary = upgrade_host(twin, host_baseline, deactivate, reactivate)
     expect_only(
         summary, "regression/lab-data-survived", f"webhook {lab.webhook}", "is_active", "False"
     )
 
 
-def test_a_task_whose_frames_no_longer_load_is_named(twin, lab, tmp_path):
+def test_a_task_whose_frames_no_longer_load_is_named(twin, lab, host_baseline):
     """The frames renumbered out of the task (404), as media a migration lost; back after."""
 
     def lose() -> None:
@@ -171,24 +182,20 @@ def test_a_task_whose_frames_no_longer_load_is_named(twin, lab, tmp_path):
     def restore() -> None:
         _psql(twin, f"UPDATE twin_frame SET frame = frame - 100000 WHERE task_id = {lab.task}")
 
-    summary = upgrade(twin, tmp_path, ("host",), lose, restore)
+    summary = upgrade_host(twin, host_baseline, lose, restore)
     expect_only(summary, "regression/lab-data-survived", "frame 0")
 
 
-# --- the stack's configuration and timings ----------------------------------------------------
-
-
-def test_smokescreen_opts_edited_is_risky_drift(twin, lab, tmp_path):
+def test_smokescreen_opts_edited_is_risky_drift(twin, lab, host_baseline):
     """cvat_worker_webhooks recreated with one more allowed address: it still delivers, but
     the setting the guide's step 8 makes changed."""
     opts = "--allow-address=172.17.0.1 --allow-address=172.17.0.9"
     overlay = (
         f"services:\n  cvat_worker_webhooks:\n    environment:\n      SMOKESCREEN_OPTS: {opts!r}\n"
     )
-    summary = upgrade(
+    summary = upgrade_host(
         twin,
-        tmp_path,
-        ("host",),
+        host_baseline,
         lambda: twin.recreate("cvat_worker_webhooks", overlay=overlay),
         lambda: twin.restore("cvat_worker_webhooks"),
     )
@@ -200,15 +207,43 @@ def test_smokescreen_opts_edited_is_risky_drift(twin, lab, tmp_path):
     )
 
 
-def test_a_coral_function_three_times_slower_is_named_with_its_ratio(twin, lab, tmp_path):
+def test_a_task_deleted_is_named_by_lab_data_survived(twin, lab, host_baseline):
+    """Last of the host-layer upgrades: nothing puts the task back."""
+
+    def delete() -> None:
+        with twin.cvat() as cvat:
+            assert cvat.delete(f"/api/tasks/{lab.task}").status_code == 204
+
+    summary = upgrade_host(twin, host_baseline, delete, lambda: None)
+    expect_only(
+        summary, "regression/lab-data-survived", f"task {lab.task} 'reef 2024 quadrat 1' is gone"
+    )
+
+
+# --- timings and answers ----------------------------------------------------------------------
+
+TIMED = ("latency", "e2e")
+
+
+@pytest.fixture(scope="module")
+def timing_baseline(tmp_path_factory, twin: Twin, lab: Lab) -> Path:
+    """One baseline of the timed layers (ten calls per function, the e2e run) for the slower
+    function and the restarts; a run that selects the latency layer alone lists the e2e
+    checks as gone, never as regressions."""
+    folder = tmp_path_factory.mktemp("timed") / "before"
+    record(twin, folder, TIMED)
+    return folder
+
+
+def test_a_coral_function_three_times_slower_is_named_with_its_ratio(twin, lab, timing_baseline):
     """pth-yolo-coralsegv4 redeployed sleeping twice its baseline median per call: about
     three times the median (the latency layer alone)."""
     fn = "pth-yolo-coralsegv4"
-    before = record(twin, tmp_path / "before", ("latency",))
+    before = json.loads((timing_baseline / "baseline.json").read_text())
     delay = 2 * before["latency"][fn]["p50_s"]
     try:
         twin.redeploy(fn, env={"CRIOBE_TWIN_DELAY_S": f"{delay:.3f}"})
-        summary = after(twin, tmp_path / "before", ("latency",))
+        summary = after(twin, timing_baseline, ("latency",))
     finally:
         twin.restore_functions(fn)
     expect_only(summary, "regression/latency-as-before", f"{fn} p50 ", "(×")
@@ -305,12 +340,12 @@ def test_a_bridge_image_without_the_job_completed_endpoint_flips_the_e2e_checks(
 # --- a healthy restart ------------------------------------------------------------------------
 
 
-def test_the_stack_restarted_three_times_gives_no_failed_regression_check(twin, lab, tmp_path):
+def test_the_stack_restarted_three_times_gives_no_failed_regression_check(
+    twin, lab, timing_baseline
+):
     """`docker compose restart` of the twin (the same images, the same configuration) three
     times, each run against the one baseline: no regression check fails (drift listed as
     information is fine), the latency and e2e timings compared each time."""
-    layers = ("latency", "e2e")
-    record(twin, tmp_path / "before", layers)
     runs = []
     for _ in range(3):
         subprocess.run(
@@ -320,7 +355,7 @@ def test_the_stack_restarted_three_times_gives_no_failed_regression_check(twin, 
         )
         twin.wait_ready()
         twin.settle_supervised()
-        summary = after(twin, tmp_path / "before", layers)
+        summary = after(twin, timing_baseline, TIMED)
         runs.append(failed_regression(summary))
         print({c: e["outcome"] for c, e in summary["checks"].items() if "regression/" in c})
         print(summary["output"][-1500:])

@@ -190,12 +190,28 @@ def cvat(tmp_path: Path) -> Iterator[httpx.Client]:
         yield client
 
 
+@contextmanager
+def paused(container: str) -> Iterator[None]:
+    """The container frozen (cgroup freezer: alive, runs nothing) until the block ends."""
+    frozen = docker.from_env(timeout=30).containers.get(container)
+    frozen.pause()
+    try:
+        yield
+    finally:
+        frozen.unpause()
+
+
 def test_sigint_during_a_webhook_check_leaves_nothing(tmp_path, cvat):
-    """Ctrl-C while a webhook check's project, webhook and receiver exist."""
-    with runs(tmp_path) as started:
+    """Ctrl-C while a webhook check's project, webhook and receiver exist: the job-update
+    check waits for a delivery that the paused webhooks worker holds back, so the moment lasts
+    until the signal on any machine (the layer's six checks take 3 s, and CI once saw them
+    all end between the webhook seen and the signal sent). Its queued delivery, sent once the
+    worker runs again, finds the webhook deleted and is dropped, as in CVAT."""
+    with paused("cvat_worker_webhooks"), runs(tmp_path) as started:
         run = Run(tmp_path, "webhooks", "webhooks")
         started.append(run)
         prefix = run.lease_seen(cvat)
+        run.wait_for_output("test_job_update_event_is_delivered_to_the_bridge")
         run.wait_for("the run's webhook in CVAT", lambda: webhook_of(cvat, prefix))
         assert run.end(signal.SIGINT) == 2, run.output()[-3000:]
         run.assert_reports_say_interrupted()

@@ -35,6 +35,16 @@ pytestmark = pytest.mark.twin
 WAIT_S = 120  # bound on each moment waited for: a layer's run takes 5-25 s on the twin
 
 
+def as_from_a_terminal() -> None:
+    """The run starts with SIGINT at its default, as from a terminal where Ctrl-C reaches it.
+    A program that a non-interactive shell starts in the background inherits SIGINT ignored
+    (POSIX), and Python then installs no KeyboardInterrupt handler: under `nohup … &`, as CI
+    may start these selftests, the run would never see the test's SIGINT (a CI-style run
+    showed it: the run went on to the end and exited 1). SIGTERM, what a CI runner sends, is
+    the suite's own handler's (cli.sigterm_as_interrupt) either way."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """One suite run in attach mode against the twin, its output in a file (unbuffered:
     its progress is read while it runs)."""
@@ -54,6 +64,7 @@ class Run:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=as_from_a_terminal,
             )
         self.prefix: str | None = None
 
@@ -204,9 +215,9 @@ def paused(container: str) -> Iterator[None]:
 def test_sigint_during_a_webhook_check_leaves_nothing(tmp_path, cvat):
     """Ctrl-C while a webhook check's project, webhook and receiver exist: the job-update
     check waits for a delivery that the paused webhooks worker holds back, so the moment lasts
-    until the signal on any machine (the layer's six checks take 3 s, and CI once saw them
-    all end between the webhook seen and the signal sent). Its queued delivery, sent once the
-    worker runs again, finds the webhook deleted and is dropped, as in CVAT."""
+    until the signal on any machine (the layer's six checks take 3 s in all). Its queued
+    delivery, sent once the worker runs again, finds the webhook deleted and is dropped, as
+    in CVAT."""
     with paused("cvat_worker_webhooks"), runs(tmp_path) as started:
         run = Run(tmp_path, "webhooks", "webhooks")
         started.append(run)

@@ -75,12 +75,12 @@ def timeline_chart(run: Any) -> str:
 
 
 def before_after_chart(
-    functions: list[tuple[str, Any, Any]], stages: list[tuple[str, Any]], flagged: set[str]
+    functions: list[tuple[str, Any, Any]], stages: list[tuple[str, Any, Any]], flagged: set[str]
 ) -> str:
     """Before and after side by side: each function's p50 (bars) and p95 (whisker), each e2e
     stage's duration, the ratio after/before written beside; what the regression rule calls
-    slower (`flagged`, by row label) is drawn red, the rest blue. `functions` are
-    (label, p50 Timing, p95 Timing); `stages` are (label, Timing)."""
+    slower (`flagged`, by row label) is drawn red, the rest blue. Rows are (label, Timing,
+    whisker Timing or None): a function's p50 and p95, a stage and None."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,9 +95,7 @@ def before_after_chart(
     )  # fmt: skip
     for ax, (title, rows) in zip(axes[:, 0], panels, strict=True):
         y = range(len(rows))
-        for i, row in enumerate(rows):
-            label, t = row[0], row[1]
-            p95 = row[2] if len(row) > 2 else None
+        for i, (label, t, p95) in enumerate(rows):
             after_colour = "#c5221f" if label in flagged else "#1a73e8"
             ax.barh(i - 0.2, t.before or 0, height=0.38, color="#bdc1c6")
             ax.barh(i + 0.2, t.after or 0, height=0.38, color=after_colour)
@@ -109,7 +107,7 @@ def before_after_chart(
                 end = max(t.after or 0, t.before or 0, (p95.after or 0) if p95 else 0)
                 ax.text(end, i + 0.2, f"  ×{t.ratio:.2f}", va="center", fontsize="small",
                         color=after_colour)  # fmt: skip
-        ax.set_yticks(list(y), [row[0] for row in rows])
+        ax.set_yticks(list(y), [label for label, _, _ in rows])
         ax.invert_yaxis()
         ax.set_title(title, fontsize="medium", loc="left")
         ax.set_xlabel("seconds (grey: before, blue: after, red: slower by the regression rule)")

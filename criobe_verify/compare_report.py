@@ -160,7 +160,8 @@ def html_page(c: Comparison) -> str:
 
 def timing_rows(c: Comparison) -> tuple[list, list, set[str]]:
     """The chart's rows: (label, p50, p95) per function timed on the same image size on both
-    sides, (label, stage) per e2e stage, and the labels the regression rule calls slower."""
+    sides, (label, stage, None) per e2e stage, and the labels the regression rule calls
+    slower."""
     from criobe_verify.regression import (  # it renders its messages with cell(): import here
         LATENCY_FLOOR_S,
         LATENCY_RATIO,
@@ -182,7 +183,7 @@ def timing_rows(c: Comparison) -> tuple[list, list, set[str]]:
     for workflow, timings in c.stages.items():
         for t in timings:
             label = f"{workflow}: {t.what}"
-            stages.append((label, t))
+            stages.append((label, t, None))
             if slower(t, STAGE_RATIO, STAGE_FLOOR_S):
                 flagged.add(label)
     return functions, stages, flagged

@@ -142,20 +142,20 @@ def stack_timeout(value: Any, option: str = "--stack-timeout", default: float = 
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = float("nan")
+    if 0 < seconds < float("inf"):
+        return seconds
     if seconds != seconds:  # not a number, or NaN
         problem = "not a number of seconds"
     elif seconds == float("inf"):
         problem = "not a bounded wait"
     else:
         problem = "not a positive number of seconds"
-    if not 0 < seconds < float("inf"):
-        raise InputError(
-            f"{option} {value}",
-            problem,
-            f"a positive number of seconds (default {default:.0f})",
-            f"{option} {default:.0f}",
-        )
-    return seconds
+    raise InputError(
+        f"{option} {value}",
+        problem,
+        f"a positive number of seconds (default {default:.0f})",
+        f"{option} {default:.0f}",
+    )
 
 
 def _gateway_ip(value: str | None) -> None:

@@ -280,7 +280,7 @@ def test_the_page_charts_latency_and_stages_before_and_after_slower_ones_in_red(
     labels = [label.split("\n")[0] for label, *_ in functions]
     assert "pth-lama" in labels and "pth-yolo-coralsegv4" in labels
     assert [label.split("\n")[0] for label in flagged] == ["pth-yolo-coralsegv4"]
-    assert [label for label, _ in stages][-1] == "two-stage: wall"
+    assert [label for label, *_ in stages][-1] == "two-stage: wall"
     page = html_page(result)
     png = page.split('src="data:image/png;base64,', 1)[1].split('"', 1)[0]
     width, height = Image.open(io.BytesIO(base64.b64decode(png))).size

@@ -89,16 +89,6 @@ def host_baseline(tmp_path_factory, twin: Twin, lab: Lab) -> Path:
     return folder
 
 
-def upgrade_host(twin: Twin, baseline: Path, apply: Callable[[], None],
-                 revert: Callable[[], None]) -> dict:  # fmt: skip
-    """The upgrade against the shared host baseline, reverted also when the run fails."""
-    try:
-        apply()
-        return after(twin, baseline, ("host",))
-    finally:
-        revert()
-
-
 def record(twin: Twin, folder: Path, layers: tuple[str, ...], **suite) -> dict:
     """A baseline of the twin as it is (the suite's own run, as `criobe-verify baseline`)."""
     summary = twin.suite(f"--record-baseline={folder}", _key(twin), layers=layers, **suite)
@@ -134,6 +124,22 @@ def expect_only(summary: dict, check: str, *tokens: str, also: dict | None = Non
         assert not missing, f"{name} did not name {missing}:\n{failed[name]}"
 
 
+def upgraded(
+    twin: Twin,
+    baseline: Path,
+    layers: tuple[str, ...],
+    apply: Callable[[], None],
+    revert: Callable[[], None],
+    **suite,
+) -> dict:
+    """The upgrade applied, the run against `baseline`, reverted (also when the run fails)."""
+    try:
+        apply()
+        return after(twin, baseline, layers, **suite)
+    finally:
+        revert()
+
+
 def upgrade(
     twin: Twin,
     tmp_path: Path,
@@ -142,13 +148,9 @@ def upgrade(
     revert: Callable[[], None],
     **suite,
 ) -> dict:
-    """Baseline, upgrade, the run with --baseline, revert (also when the run fails)."""
+    """A baseline of its own, then the upgrade against it (`upgraded`)."""
     record(twin, tmp_path / "before", layers, **suite)
-    try:
-        apply()
-        return after(twin, tmp_path / "before", layers, **suite)
-    finally:
-        revert()
+    return upgraded(twin, tmp_path / "before", layers, apply, revert, **suite)
 
 
 # --- the lab's data and the configuration: one host-layer baseline ----------------------------
@@ -167,7 +169,7 @@ def test_a_migration_that_deactivates_the_webhooks_is_named(twin, lab, host_base
     def reactivate() -> None:
         _psql(twin, f"UPDATE twin_webhook SET is_active = true WHERE id = {lab.webhook}")
 
-    summary = upgrade_host(twin, host_baseline, deactivate, reactivate)
+    summary = upgraded(twin, host_baseline, ("host",), deactivate, reactivate)
     expect_only(
         summary, "regression/lab-data-survived", f"webhook {lab.webhook}", "is_active", "False"
     )
@@ -182,7 +184,7 @@ def test_a_task_whose_frames_no_longer_load_is_named(twin, lab, host_baseline):
     def restore() -> None:
         _psql(twin, f"UPDATE twin_frame SET frame = frame - 100000 WHERE task_id = {lab.task}")
 
-    summary = upgrade_host(twin, host_baseline, lose, restore)
+    summary = upgraded(twin, host_baseline, ("host",), lose, restore)
     expect_only(summary, "regression/lab-data-survived", "frame 0")
 
 
@@ -193,9 +195,10 @@ def test_smokescreen_opts_edited_is_risky_drift(twin, lab, host_baseline):
     overlay = (
         f"services:\n  cvat_worker_webhooks:\n    environment:\n      SMOKESCREEN_OPTS: {opts!r}\n"
     )
-    summary = upgrade_host(
+    summary = upgraded(
         twin,
         host_baseline,
+        ("host",),
         lambda: twin.recreate("cvat_worker_webhooks", overlay=overlay),
         lambda: twin.restore("cvat_worker_webhooks"),
     )
@@ -214,7 +217,7 @@ def test_a_task_deleted_is_named_by_lab_data_survived(twin, lab, host_baseline):
         with twin.cvat() as cvat:
             assert cvat.delete(f"/api/tasks/{lab.task}").status_code == 204
 
-    summary = upgrade_host(twin, host_baseline, delete, lambda: None)
+    summary = upgraded(twin, host_baseline, ("host",), delete, lambda: None)
     expect_only(
         summary, "regression/lab-data-survived", f"task {lab.task} 'reef 2024 quadrat 1' is gone"
     )
@@ -241,11 +244,13 @@ def test_a_coral_function_three_times_slower_is_named_with_its_ratio(twin, lab, 
     fn = "pth-yolo-coralsegv4"
     before = json.loads((timing_baseline / "baseline.json").read_text())
     delay = 2 * before["latency"][fn]["p50_s"]
-    try:
-        twin.redeploy(fn, env={"CRIOBE_TWIN_DELAY_S": f"{delay:.3f}"})
-        summary = after(twin, timing_baseline, ("latency",))
-    finally:
-        twin.restore_functions(fn)
+    summary = upgraded(
+        twin,
+        timing_baseline,
+        ("latency",),
+        lambda: twin.redeploy(fn, env={"CRIOBE_TWIN_DELAY_S": f"{delay:.3f}"}),
+        lambda: twin.restore_functions(fn),
+    )
     expect_only(summary, "regression/latency-as-before", f"{fn} p50 ", "(×")
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -197,14 +198,37 @@ def _per_second(stamps: list[str]) -> int:
     return max(counts.values(), default=0)
 
 
+def _stamp(line: str) -> float:
+    """The time Docker gave a log line ('2026-12-07T12:34:56.123456789Z …'), as time.time()."""
+    whole, _, rest = line.partition(" ")[0].rstrip("Z").partition(".")
+    return datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(f"0.{rest or 0}")
+
+
+def _lines_between(client: Any, container: str, since: float, until: float) -> list[str]:
+    r"""A container's log lines written between two times, to the sub-second. Docker's own
+    since/until take whole seconds only: a request made just before the run (a fixture's
+    project, say) would otherwise count as the run's.
+
+    >>> class Log:
+    ...     def logs(self, **_):  # Docker sends from 12:00:00, a whole second before the run
+    ...         return b"2026-12-07T12:00:00.6Z fixture\n2026-12-07T12:00:01.2Z run\n"
+    >>> run_start = _stamp("2026-12-07T12:00:01.0Z")
+    >>> _lines_between(type("Client", (), {"containers": {"traefik": Log()}}), "traefik",
+    ...                run_start, run_start + 5)
+    ['2026-12-07T12:00:01.2Z run']
+    """
+    log = client.containers.get(container).logs(
+        since=int(since), until=int(until) + 1, timestamps=True
+    )
+    lines = log.decode(errors="replace").splitlines()
+    return [line for line in lines if since <= _stamp(line) <= until]
+
+
 def read_load(client: Any, since: float, until: float, names: dict[str, str]) -> Load:
     """The requests CVAT got between two times (time.time()), from `docker logs` of traefik
     and cvat_server; names maps a container's address on cvat_cvat to its name."""
     front, front_stamps, bytes_in, created = 0, [], 0, {}
-    log = client.containers.get("traefik").logs(
-        since=int(since), until=int(until) + 1, timestamps=True
-    )
-    for line in log.decode(errors="replace").splitlines():
+    for line in _lines_between(client, "traefik", since, until):
         m = _FRONT_LINE.search(line)
         if not m:
             continue
@@ -218,10 +242,7 @@ def read_load(client: Any, since: float, until: float, names: dict[str, str]) ->
             what = kind.group(1) or "task data requests"
             created[what] = created.get(what, 0) + 1
     server, server_stamps, by_source = 0, [], {}
-    log = client.containers.get("cvat_server").logs(
-        since=int(since), until=int(until) + 1, timestamps=True
-    )
-    for line in log.decode(errors="replace").splitlines():
+    for line in _lines_between(client, "cvat_server", since, until):
         m = _SERVER_LINE.search(line)
         if not m:
             continue
